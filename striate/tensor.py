@@ -1,0 +1,705 @@
+"""Tensor and reverse-mode automatic differentiation.
+
+A :class:`Tensor` wraps an array (``.data``), and, when it was made by an op
+that needs gradients, remembers its parents and a ``backward`` closure that maps
+the gradient of the output to the gradients of the parents.
+``loss.backward()`` sorts the graph topologically (iteratively, so a chain of
+thousands of layers is fine) and walks it in reverse, summing the gradients of
+a tensor used more than once (skip connections, branches).
+
+The elementary arithmetic lives here too, each op with its forward and its
+backward side by side::
+
+    out = a * b        backward:  da = g * b,  db = g * a   (then unbroadcast)
+
+Everything bigger (convolution, pooling, normalisation, losses) is in
+:mod:`striate.functional`, written the same way.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Tensor", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled",
+    "array_module", "unbroadcast", "DEFAULT_DTYPE",
+]
+
+DEFAULT_DTYPE = np.float32
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# ---------------------------------------------------------------------------
+# grad mode
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+_grad_mode = _GradMode()
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph for backward (the default)."""
+    return _grad_mode.enabled
+
+
+@contextlib.contextmanager
+def _set_grad_enabled(mode: bool):
+    previous = _grad_mode.enabled
+    _grad_mode.enabled = mode
+    try:
+        yield
+    finally:
+        _grad_mode.enabled = previous
+
+
+def no_grad():
+    """Context manager: ops inside record no graph (inference, optimizer steps).
+
+    The previous mode is restored on exit, also when the body raises.
+    """
+    return _set_grad_enabled(False)
+
+
+def enable_grad():
+    """Context manager: turn graph recording back on inside a ``no_grad`` block."""
+    return _set_grad_enabled(True)
+
+
+# ---------------------------------------------------------------------------
+# array helpers
+
+
+def array_module(*arrays):
+    """The array library the arrays belong to: NumPy today.
+
+    Ops call ``xp = array_module(x.data)`` and write ``xp.zeros(...)`` so that a
+    GPU array library with NumPy's interface (CuPy) can be added without
+    rewriting them.
+    """
+    for a in arrays:
+        if isinstance(a, Tensor):
+            a = a.data
+        module = type(a).__module__.split(".")[0]
+        if module == "cupy":  # pragma: no cover - no GPU array library in the test suite
+            import cupy
+            return cupy
+    return np
+
+
+def _to_array(data, dtype=None):
+    """Convert data to an ndarray of a supported dtype (float32 unless told)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = array_module(data)
+    if dtype is None:
+        dtype = DEFAULT_DTYPE
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "fiub":
+        raise TypeError(f"Tensor dtype must be a float, integer or bool type, got {dtype}")
+    if dtype.kind == "f" and dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"Tensor supports float32 (the default) and float64, got {dtype}")
+    try:
+        arr = xp.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"Tensor expects an array-like of numbers, got {type(data).__name__}: {exc}") from None
+    return arr
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+# ---------------------------------------------------------------------------
+# Tensor
+
+
+class Tensor:
+    """An array with an optional gradient.
+
+    Args:
+        data: array-like. Stored as float32 unless ``dtype`` says otherwise
+            (float64 for gradient checks; integer dtypes for labels and indices).
+        requires_grad: whether ``backward`` should compute ``.grad`` for it.
+        dtype: optional NumPy dtype.
+
+    Example:
+        >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        array([[2., 4.],
+               [6., 8.]], dtype=float32)
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op",
+                 "_is_leaf", "_retains_grad", "_freed", "__weakref__")
+    __array_priority__ = 100  # ndarray (op) Tensor defers to Tensor's reflected ops
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _to_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only float tensors can require gradients, got dtype {self.data.dtype}")
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._parents: tuple[Tensor, ...] = ()
+        self._backward = None
+        self._op = ""
+        self._is_leaf = True
+        self._retains_grad = False
+        self._freed = False
+
+    @classmethod
+    def from_op(cls, data, parents: Sequence["Tensor"], backward: Callable, op: str = "") -> "Tensor":
+        """Make the output of an op.
+
+        ``backward(g)`` receives dL/d(output) (same shape as ``data``) and returns
+        one gradient per parent (``None`` for a parent that needs none). The graph
+        is recorded only when grad mode is on and some parent requires a gradient.
+        """
+        out = cls.__new__(cls)
+        if not isinstance(data, np.ndarray) and array_module(data) is np:
+            data = np.asarray(data)
+        out.data = data
+        out.grad = None
+        out._op = op
+        out._retains_grad = False
+        out._freed = False
+        if _grad_mode.enabled and any(p.requires_grad for p in parents):
+            out.requires_grad = True
+            out._parents = tuple(parents)
+            out._backward = backward
+            out._is_leaf = False
+        else:
+            out.requires_grad = False
+            out._parents = ()
+            out._backward = None
+            out._is_leaf = True
+        return out
+
+    # -- views of the data ---------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._is_leaf
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (not a copy)."""
+        return self.data
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph (no gradient flows through it)."""
+        return Tensor.from_op(self.data, (), None, "detach")
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` for this non-leaf tensor after ``backward``."""
+        self._retains_grad = True
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def astype(self, dtype) -> "Tensor":
+        """A copy converted to another float dtype (gradients convert back)."""
+        src = self.dtype
+        return Tensor.from_op(self.data.astype(dtype), (self,),
+                              lambda g: (g.astype(src),), "astype")
+
+    def __repr__(self) -> str:
+        body = np.array2string(np.asarray(self.data), separator=", ", prefix="Tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self.dtype != DEFAULT_DTYPE:
+            extra += f", dtype={self.dtype}"
+        return f"Tensor({body}{extra})"
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError("the truth value of a tensor with more than one element is ambiguous")
+        return bool(self.data)
+
+    def __hash__(self):
+        return id(self)
+
+    # -- autograd ------------------------------------------------------------
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) · grad into ``.grad`` of every leaf that requires it.
+
+        Args:
+            grad: the upstream gradient, same shape as ``self``; may be omitted
+                for a one-element tensor (a loss), where it is 1.
+            retain_graph: keep the graph so that backward can run through it again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad "
+                               "(no input had requires_grad=True, or it was made under no_grad())")
+        xp = array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, "
+                                   f"got shape {self.shape}; pass grad= of that shape")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = _to_array(grad, self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward() expects grad of shape {self.shape}, got {grad.shape}")
+
+        order = _topological_order(self)
+        grads = {id(self): grad}
+        for node in order:
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node._is_leaf or node._retains_grad:
+                node._accumulate(g)
+                if node._is_leaf:
+                    continue
+            if node._freed:
+                raise RuntimeError("backward through a graph that was already freed; "
+                                   "call backward(retain_graph=True) the first time")
+            parent_grads = node._backward(g)
+            if len(parent_grads) != len(node._parents):
+                raise RuntimeError(f"op {node._op!r} returned {len(parent_grads)} gradients "
+                                   f"for {len(node._parents)} inputs")
+            for parent, pg in zip(node._parents, parent_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                if pg.shape != parent.shape:
+                    raise RuntimeError(f"op {node._op!r} returned a gradient of shape {pg.shape} "
+                                       f"for an input of shape {parent.shape}")
+                key = id(parent)
+                if key in grads:
+                    grads[key] = grads[key] + pg
+                else:
+                    grads[key] = pg
+            if not retain_graph:
+                node._backward = None
+                node._parents = ()
+                node._freed = True
+
+    def _accumulate(self, g) -> None:
+        if g.dtype != self.dtype:
+            g = g.astype(self.dtype)
+        if self.grad is None:
+            # A copy: the same array may be handed to several tensors (a + b),
+            # and optimizers update .grad in place.
+            self.grad = g.copy()
+        else:
+            self.grad += g
+
+    # -- arithmetic (forward and backward side by side) ------------------------
+    def __add__(self, other):
+        return add(self, other)
+
+    def __radd__(self, other):
+        return add(other, self)
+
+    def __sub__(self, other):
+        return sub(self, other)
+
+    def __rsub__(self, other):
+        return sub(other, self)
+
+    def __mul__(self, other):
+        return mul(self, other)
+
+    def __rmul__(self, other):
+        return mul(other, self)
+
+    def __truediv__(self, other):
+        return div(self, other)
+
+    def __rtruediv__(self, other):
+        return div(other, self)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+    def __pow__(self, exponent):
+        return power(self, exponent)
+
+    def __neg__(self):
+        return neg(self)
+
+    def __getitem__(self, index):
+        return getitem(self, index)
+
+    # comparisons give plain boolean arrays (no gradient)
+    def __lt__(self, other):
+        return self.data < _data(other)
+
+    def __le__(self, other):
+        return self.data <= _data(other)
+
+    def __gt__(self, other):
+        return self.data > _data(other)
+
+    def __ge__(self, other):
+        return self.data >= _data(other)
+
+    # -- reductions and shape ------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False):
+        return sum_(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        return mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims: bool = False):
+        return max_(self, axis, keepdims)
+
+    def argmax(self, axis=None):
+        return self.data.argmax(axis=axis)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return reshape(self, shape)
+
+    def view(self, *shape):
+        return self.reshape(*shape)
+
+    def flatten(self, start_dim: int = 0):
+        return reshape(self, self.shape[:start_dim] + (-1,))
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return transpose(self, axes or None)
+
+    def permute(self, *axes):
+        return self.transpose(*axes)
+
+    @property
+    def T(self):
+        return transpose(self, None)
+
+    def exp(self):
+        return exp(self)
+
+    def log(self):
+        return log(self)
+
+    def sqrt(self):
+        return power(self, 0.5)
+
+    def abs(self):
+        return abs_(self)
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """Same as ``Tensor(data, requires_grad, dtype)``."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def as_tensor(x, dtype=None) -> Tensor:
+    """``x`` itself if it is a Tensor, else a new constant Tensor.
+
+    A float ndarray keeps its dtype (float32 or float64); anything else becomes float32.
+    """
+    if isinstance(x, Tensor):
+        return x
+    if dtype is None and hasattr(x, "dtype") and np.dtype(x.dtype) in _FLOAT_DTYPES:
+        dtype = x.dtype
+    return Tensor(x, dtype=dtype)
+
+
+def _data(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _pair_operands(a, b):
+    """Make both operands Tensors; a Python number takes the other's dtype."""
+    if isinstance(a, Tensor) and not isinstance(b, Tensor):
+        b = Tensor(b, dtype=a.dtype if a.dtype.kind == "f" else None)
+    elif isinstance(b, Tensor) and not isinstance(a, Tensor):
+        a = Tensor(a, dtype=b.dtype if b.dtype.kind == "f" else None)
+    return a, b
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Tensors reachable from root that require grad, root first (iterative DFS)."""
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+# ---------------------------------------------------------------------------
+# elementwise arithmetic; ``g`` is dL/d(out) throughout
+
+
+def add(a, b) -> Tensor:
+    """out = a + b (broadcasting)."""
+    a, b = _pair_operands(a, b)
+
+    def backward(g):
+        return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
+    return Tensor.from_op(a.data + b.data, (a, b), backward, "add")
+
+
+def sub(a, b) -> Tensor:
+    """out = a - b (broadcasting)."""
+    a, b = _pair_operands(a, b)
+
+    def backward(g):
+        return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
+    return Tensor.from_op(a.data - b.data, (a, b), backward, "sub")
+
+
+def mul(a, b) -> Tensor:
+    """out = a * b (broadcasting)."""
+    a, b = _pair_operands(a, b)
+
+    def backward(g):
+        da = unbroadcast(g * b.data, a.shape) if a.requires_grad else None
+        db = unbroadcast(g * a.data, b.shape) if b.requires_grad else None
+        return da, db
+    return Tensor.from_op(a.data * b.data, (a, b), backward, "mul")
+
+
+def div(a, b) -> Tensor:
+    """out = a / b (broadcasting)."""
+    a, b = _pair_operands(a, b)
+    out = a.data / b.data
+
+    def backward(g):
+        da = unbroadcast(g / b.data, a.shape) if a.requires_grad else None   # 1/b
+        db = unbroadcast(-g * out / b.data, b.shape) if b.requires_grad else None   # -a/b²
+        return da, db
+    return Tensor.from_op(out, (a, b), backward, "div")
+
+
+def neg(a) -> Tensor:
+    """out = -a."""
+    a = as_tensor(a)
+    return Tensor.from_op(-a.data, (a,), lambda g: (-g,), "neg")
+
+
+def power(a, exponent) -> Tensor:
+    """out = a ** exponent, for a constant exponent (a number)."""
+    a = as_tensor(a)
+    if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
+        raise TypeError("power() takes a constant number as exponent, "
+                        f"got {type(exponent).__name__}; use exp(log(a) * b) for a tensor exponent")
+    p = float(exponent)
+    out = a.data ** a.dtype.type(p)
+
+    def backward(g):
+        return (g * (p * a.data ** a.dtype.type(p - 1)),)   # p·a^(p-1)
+    return Tensor.from_op(out, (a,), backward, "pow")
+
+
+def exp(a) -> Tensor:
+    """out = e^a."""
+    a = as_tensor(a)
+    xp = array_module(a.data)
+    out = xp.exp(a.data)
+    return Tensor.from_op(out, (a,), lambda g: (g * out,), "exp")
+
+
+def log(a) -> Tensor:
+    """out = ln a."""
+    a = as_tensor(a)
+    xp = array_module(a.data)
+    return Tensor.from_op(xp.log(a.data), (a,), lambda g: (g / a.data,), "log")
+
+
+def abs_(a) -> Tensor:
+    """out = |a|; the gradient at 0 is 0."""
+    a = as_tensor(a)
+    xp = array_module(a.data)
+    return Tensor.from_op(xp.abs(a.data), (a,), lambda g: (g * xp.sign(a.data),), "abs")
+
+
+def matmul(a, b) -> Tensor:
+    """out = a @ b with NumPy's rules (1-D operands, batched stacks broadcast)."""
+    a, b = _pair_operands(a, b)
+    xp = array_module(a.data)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul needs operands with at least 1 dimension, got {a.shape} @ {b.shape}")
+    out = xp.matmul(a.data, b.data)
+
+    def backward(g):
+        A = a.data[None, :] if a.ndim == 1 else a.data      # (..., n, k)
+        B = b.data[:, None] if b.ndim == 1 else b.data      # (..., k, m)
+        G = g
+        if a.ndim == 1:
+            G = xp.expand_dims(G, -2)
+        if b.ndim == 1:
+            G = xp.expand_dims(G, -1)                         # (..., n, m)
+        da = db = None
+        if a.requires_grad:
+            da = xp.matmul(G, xp.swapaxes(B, -1, -2))         # (..., n, k)
+            da = unbroadcast(da, A.shape).reshape(a.shape)
+        if b.requires_grad:
+            db = xp.matmul(xp.swapaxes(A, -1, -2), G)         # (..., k, m)
+            db = unbroadcast(db, B.shape).reshape(b.shape)
+        return da, db
+    return Tensor.from_op(out, (a, b), backward, "matmul")
+
+
+# ---------------------------------------------------------------------------
+# reductions
+
+
+def _norm_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(ax % ndim for ax in axes))
+
+
+def _expand_reduced(g, axes, shape, keepdims):
+    """Give a reduced gradient back its reduced axes (size 1) so it broadcasts to shape."""
+    if not keepdims:
+        for ax in axes:
+            g = array_module(g).expand_dims(g, ax)
+    return g
+
+
+def sum_(a, axis=None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axis`` (all axes when None)."""
+    a = as_tensor(a)
+    xp = array_module(a.data)
+    axes = _norm_axes(axis, a.ndim)
+    out = a.data.sum(axis=axes, keepdims=keepdims)
+
+    def backward(g):
+        return (xp.broadcast_to(_expand_reduced(g, axes, a.shape, keepdims), a.shape).astype(a.dtype),)
+    return Tensor.from_op(out, (a,), backward, "sum")
+
+
+def mean(a, axis=None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis`` (all axes when None)."""
+    a = as_tensor(a)
+    xp = array_module(a.data)
+    axes = _norm_axes(axis, a.ndim)
+    count = int(np.prod([a.shape[ax] for ax in axes])) if axes else 1
+    out = a.data.mean(axis=axes, keepdims=keepdims)
+
+    def backward(g):
+        g = _expand_reduced(g, axes, a.shape, keepdims) / a.dtype.type(count)
+        return (xp.broadcast_to(g, a.shape).astype(a.dtype),)
+    return Tensor.from_op(out, (a,), backward, "mean")
+
+
+def max_(a, axis=None, keepdims: bool = False) -> Tensor:
+    """Maximum over ``axis``; on ties the gradient is shared equally (like ``torch.amax``)."""
+    a = as_tensor(a)
+    axes = _norm_axes(axis, a.ndim)
+    out = a.data.max(axis=axes, keepdims=keepdims)
+
+    def backward(g):
+        m = _expand_reduced(out, axes, a.shape, keepdims)
+        winners = (a.data == m).astype(a.dtype)
+        winners /= winners.sum(axis=axes, keepdims=True)
+        return (winners * _expand_reduced(g, axes, a.shape, keepdims),)
+    return Tensor.from_op(out, (a,), backward, "max")
+
+
+# ---------------------------------------------------------------------------
+# shape
+
+
+def reshape(a, shape) -> Tensor:
+    """Same data, new shape (one entry may be -1)."""
+    a = as_tensor(a)
+    try:
+        out = a.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"cannot reshape a tensor of shape {a.shape} ({a.size} elements) "
+                         f"into shape {tuple(shape)}") from None
+    return Tensor.from_op(out, (a,), lambda g: (g.reshape(a.shape),), "reshape")
+
+
+def transpose(a, axes=None) -> Tensor:
+    """Permute the axes (reverse them when ``axes`` is None)."""
+    a = as_tensor(a)
+    if axes is not None:
+        axes = tuple(ax % a.ndim for ax in axes)
+        if sorted(axes) != list(range(a.ndim)):
+            raise ValueError(f"transpose expects a permutation of {a.ndim} axes, got {axes}")
+    inverse = None if axes is None else tuple(np.argsort(axes))
+    out = a.data.transpose(axes)
+    return Tensor.from_op(out, (a,), lambda g: (g.transpose(inverse),), "transpose")
+
+
+def _is_basic_index(index) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+
+
+def getitem(a, index) -> Tensor:
+    """``a[index]``: slices, integers, ``None``, ``...`` and integer/bool arrays.
+
+    The gradient goes back to the selected elements; an element selected twice
+    (fancy indexing with repeats) receives both gradients.
+    """
+    a = as_tensor(a)
+    if isinstance(index, Tensor):
+        index = index.data
+    if isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    xp = array_module(a.data)
+    out = a.data[index]
+    basic = _is_basic_index(index)
+
+    def backward(g):
+        da = xp.zeros_like(a.data)
+        if basic:
+            da[index] = g
+        else:
+            xp.add.at(da, index, g)
+        return (da,)
+    return Tensor.from_op(out, (a,), backward, "getitem")
