@@ -2,6 +2,10 @@
 
 Every op takes Tensors (or arrays) and returns a Tensor; shapes are ``(N, C, H, W)``.
 """
+# The modules are bound to private names first: ``dropout`` and ``linear`` are
+# also functions, and the star imports below rebind those names to them.
+from . import (activation as _activation, conv as _conv, dropout as _dropout, linear as _linear,
+               loss as _loss, norm as _norm, pool as _pool, shape as _shape)
 from .activation import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
@@ -10,7 +14,6 @@ from .loss import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
-from . import activation, conv, dropout, linear, loss, norm, pool, shape
 
-__all__ = (activation.__all__ + conv.__all__ + dropout.__all__ + linear.__all__ + loss.__all__
-           + norm.__all__ + pool.__all__ + shape.__all__)
+__all__ = (_activation.__all__ + _conv.__all__ + _dropout.__all__ + _linear.__all__ + _loss.__all__
+           + _norm.__all__ + _pool.__all__ + _shape.__all__)

@@ -1,2 +1,128 @@
-"""(being written)"""
-__all__: list[str] = []
+"""Activation functions, and softmax / log-softmax.
+
+Every op here is elementwise (or, for the softmaxes, works along one axis), so
+``x`` may have any shape and the output has the same shape and dtype. Where the
+derivative is cheapest to write in terms of the output (sigmoid, tanh,
+softmax), backward keeps the output rather than the input.
+"""
+from __future__ import annotations
+
+from ..tensor import Tensor, array_module
+from ._utils import check_float, to_tensor
+from .shape import _axis
+
+__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax"]
+
+
+def _float_input(x, op: str) -> Tensor:
+    x = to_tensor(x, op)
+    check_float(x, op)
+    return x
+
+
+def relu(x) -> Tensor:
+    """max(x, 0) elementwise. The gradient at exactly 0 is 0, as in PyTorch.
+
+    Shape: x any shape; out the same.
+    """
+    x = _float_input(x, "relu")
+    positive = x.data > 0                             # kept for backward: 1 byte per element
+
+    def backward(g):                                  # g = dL/dout
+        return (g * positive,)                        # dL/dx: passes where x > 0
+    # maximum, not where(): branch-free, several times faster on random signs
+    return Tensor.from_op(array_module(x.data).maximum(x.data, 0), (x,), backward, "relu")
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, ``negative_slope``·x elsewhere.
+
+    At x = 0 the gradient is ``negative_slope`` (PyTorch's choice).
+    Shape: x any shape; out the same.
+    """
+    x = _float_input(x, "leaky_relu")
+    xp = array_module(x.data)
+    slope = float(negative_slope)
+    positive = x.data > 0
+    out = xp.maximum(x.data, 0) + slope * xp.minimum(x.data, 0)
+
+    def backward(g):
+        # g where x > 0, slope·g elsewhere; exact (no 1 − slope + slope rounding)
+        return (g * positive + (slope * g) * ~positive,)
+    return Tensor.from_op(out, (x,), backward, "leaky_relu")
+
+
+def sigmoid(x) -> Tensor:
+    """σ(x) = 1 / (1 + e^(−x)), computed without overflow for any |x|.
+
+    Shape: x any shape; out the same, in (0, 1).
+    """
+    x = _float_input(x, "sigmoid")
+    xp = array_module(x.data)
+    # σ(x) = e^min(x, 0) / (1 + e^−|x|): both exponentials are at most 1, so
+    # nothing overflows, and tiny outputs for very negative x keep their precision
+    out = xp.exp(xp.minimum(x.data, 0)) / (1 + xp.exp(-xp.abs(x.data)))
+
+    def backward(g):
+        return (g * out * (1 - out),)                 # σ' = σ(1 − σ)
+    return Tensor.from_op(out, (x,), backward, "sigmoid")
+
+
+def tanh(x) -> Tensor:
+    """Hyperbolic tangent elementwise. Shape: x any shape; out the same, in (−1, 1)."""
+    x = _float_input(x, "tanh")
+    out = array_module(x.data).tanh(x.data)
+
+    def backward(g):
+        return (g * (1 - out * out),)                 # tanh' = 1 − tanh²
+    return Tensor.from_op(out, (x,), backward, "tanh")
+
+
+def scaled_tanh(x, a: float = 1.7159, s: float = 2 / 3) -> Tensor:
+    """a·tanh(s·x): LeCun's squashing function, 1.7159·tanh(2x/3) by default.
+
+    With these constants f(±1) = ±1 and the gain is near 1 around the origin,
+    which is why LeNet-5 used targets of ±1 with it.
+    Shape: x any shape; out the same, in (−a, a).
+    """
+    x = _float_input(x, "scaled_tanh")
+    a, s = float(a), float(s)    # Python floats keep float32 data float32
+    t = array_module(x.data).tanh(x.data * s)
+
+    def backward(g):
+        return (g * ((a * s) * (1 - t * t)),)         # d/dx a·tanh(sx) = a·s·(1 − tanh²)
+    return Tensor.from_op(a * t, (x,), backward, "scaled_tanh")
+
+
+def softmax(x, dim: int = -1) -> Tensor:
+    """e^(x_i) / Σ_j e^(x_j) along ``dim``, shifted by the maximum so it never overflows.
+
+    Shape: x any shape; out the same, summing to 1 along ``dim``.
+    """
+    x = _float_input(x, "softmax")
+    axis = _axis(dim, x.ndim, "softmax", "dim")
+    xp = array_module(x.data)
+    e = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
+    out = e / e.sum(axis=axis, keepdims=True)
+
+    def backward(g):
+        # Jacobian diag(p) − p pᵀ applied to g: p ⊙ (g − ⟨g, p⟩)
+        return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
+    return Tensor.from_op(out, (x,), backward, "softmax")
+
+
+def log_softmax(x, dim: int = -1) -> Tensor:
+    """x_i − log Σ_j e^(x_j) along ``dim``; finite even for logits of ±1e4.
+
+    Shape: x any shape; out the same.
+    """
+    x = _float_input(x, "log_softmax")
+    axis = _axis(dim, x.ndim, "log_softmax", "dim")
+    xp = array_module(x.data)
+    z = x.data - x.data.max(axis=axis, keepdims=True)          # the largest entry is 0
+    out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))   # the sum is in [1, C]
+
+    def backward(g):
+        # d out_i / d x_j = [i = j] − softmax_j
+        return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
+    return Tensor.from_op(out, (x,), backward, "log_softmax")

@@ -1,2 +1,55 @@
-"""(being written)"""
-__all__: list[str] = []
+"""The fully connected (dense) layer's op: an affine map of the last axis."""
+from __future__ import annotations
+
+import math
+
+from ..tensor import Tensor
+from ._utils import check_float, check_same_dtype, to_tensor
+
+__all__ = ["linear"]
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """out = x · weightᵀ + bias, applied to the last axis (one matrix product).
+
+    Args:
+        x: the features, (N, in) or any (..., in).
+        weight: (out, in), PyTorch's layout.
+        bias: (out,) or None.
+
+    Shape:
+        x:   (..., in)
+        out: (..., out)
+
+    Example:
+        >>> linear(np.ones((8, 120), np.float32), np.ones((84, 120), np.float32)).shape
+        (8, 84)
+    """
+    x = to_tensor(x, "linear")
+    weight = to_tensor(weight, "linear", "weight")
+    bias = None if bias is None else to_tensor(bias, "linear", "bias")
+    check_float(x, "linear")
+    check_same_dtype("linear", input=x, weight=weight, bias=bias)
+    if weight.ndim != 2:
+        raise ValueError(f"linear expects weight (out_features, in_features), got shape {tuple(weight.shape)}")
+    n_out, n_in = weight.shape
+    if x.ndim == 0 or x.shape[-1] != n_in:
+        raise ValueError(f"linear expects input (..., {n_in}) to match weight {tuple(weight.shape)} "
+                         f"(out_features, in_features), got {tuple(x.shape)}")
+    if bias is not None and bias.shape != (n_out,):
+        raise ValueError(f"linear expects bias ({n_out},) for weight {tuple(weight.shape)}, "
+                         f"got {tuple(bias.shape)}")
+    M = math.prod(x.shape[:-1])                      # everything before the feature axis
+    x2 = x.data.reshape(M, n_in)                     # (M, in)
+    out = x2 @ weight.data.T                         # (M, out)
+    if bias is not None:
+        out += bias.data
+
+    def backward(g):
+        g2 = g.reshape(M, n_out)                     # (M, out)
+        dx = (g2 @ weight.data).reshape(x.shape) if x.requires_grad else None      # (..., in)
+        dw = g2.T @ x2 if weight.requires_grad else None                           # (out, in)
+        db = g2.sum(axis=0) if bias is not None and bias.requires_grad else None   # (out,)
+        return (dx, dw) if bias is None else (dx, dw, db)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor.from_op(out.reshape(x.shape[:-1] + (n_out,)), parents, backward, "linear")

@@ -1,2 +1,247 @@
-"""(being written)"""
-__all__: list[str] = []
+"""Normalisation: batch norm, layer norm and local response normalisation.
+
+Letters: N batch, C channels, L length, H×W spatial size. Batch norm computes one
+mean and variance per channel over (N, L) or (N, H, W); layer norm one per
+sample over its trailing axes; LRN divides each activation by the energy of its
+neighbours across channels, at the same position (AlexNet, 2012).
+"""
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import numpy as np
+
+from ..tensor import Tensor, array_module
+from ._utils import check_float, check_same_dtype, to_tensor
+
+__all__ = ["batch_norm", "layer_norm", "local_response_norm"]
+
+
+def _param(p, C_shape: tuple, op: str, name: str, layout: str):
+    """An optional weight or bias as a Tensor of shape ``C_shape``."""
+    if p is None:
+        return None
+    p = to_tensor(p, op, name)
+    if p.shape != C_shape:
+        raise ValueError(f"{op} expects {name} of shape {C_shape} ({layout}), got {tuple(p.shape)}")
+    return p
+
+
+def _normalize_backward(gh, xhat, rstd, axes):
+    """dL/dx of xhat = (x − mean) · rstd, with mean and variance taken over ``axes``.
+
+    ``gh`` is dL/dxhat. The three terms: the direct path, minus the path
+    through the mean, minus the path through the variance.
+    """
+    return rstd * (gh - gh.mean(axis=axes, keepdims=True)
+                   - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
+
+
+def _running_stat(r, C: int, name: str):
+    """The array behind a running statistic (updated in place), or None."""
+    if r is None:
+        return None
+    arr = r.data if isinstance(r, Tensor) else r
+    if not isinstance(arr, np.ndarray) and array_module(arr) is np:
+        raise TypeError(f"batch_norm expects {name} as a Tensor or an array it can update in place, "
+                        f"got {type(r).__name__}")
+    if arr.shape != (C,) or arr.dtype.kind != "f":
+        raise ValueError(f"batch_norm expects {name} as floats of shape ({C},) (one per channel), "
+                         f"got {arr.dtype} {tuple(arr.shape)}")
+    return arr
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel to zero mean and unit variance, then scale and shift.
+
+        out = (x − mean_c) / sqrt(var_c + eps) · weight_c + bias_c
+
+    In training (``training=True``) mean and (biased) variance are those of the
+    batch, over N and the spatial axes, and the running statistics are updated
+    in place, as PyTorch does::
+
+        running_mean = (1 − momentum) · running_mean + momentum · mean
+        running_var  = (1 − momentum) · running_var  + momentum · var · n / (n − 1)
+
+    (``n`` values per channel; the running variance is the unbiased one). In
+    evaluation the running statistics are used instead. When both running
+    statistics are None the batch statistics are always used (PyTorch's layer
+    with ``track_running_stats=False``). For a cumulative average instead of an
+    exponential one, pass ``momentum = 1 / batches_seen`` (what ``nn.BatchNorm``
+    does for ``momentum=None``).
+
+    Args:
+        x: (N, C), (N, C, L) or (N, C, H, W) (any (N, C, ...)).
+        running_mean, running_var: (C,) Tensors or arrays, or both None.
+        weight, bias: (C,) or None (then 1 and 0).
+
+    Shape:
+        x:   (N, C, H, W)
+        out: (N, C, H, W)
+    """
+    op = "batch_norm"
+    x = to_tensor(x, op)
+    check_float(x, op)
+    if x.ndim < 2:
+        raise ValueError(f"{op} expects input (N, C), (N, C, L) or (N, C, H, W), got shape {tuple(x.shape)}")
+    C = x.shape[1]
+    weight = _param(weight, (C,), op, "weight", f"one per channel of input {tuple(x.shape)}")
+    bias = _param(bias, (C,), op, "bias", f"one per channel of input {tuple(x.shape)}")
+    check_same_dtype(op, input=x, weight=weight, bias=bias)
+    rm = _running_stat(running_mean, C, "running_mean")
+    rv = _running_stat(running_var, C, "running_var")
+    if (rm is None) != (rv is None):
+        raise ValueError(f"{op} expects running_mean and running_var both given or both None")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: momentum must be a number in [0, 1], got {momentum!r} "
+                        "(for a cumulative average pass momentum = 1 / batches_seen)")
+    if not eps > 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps!r}")
+
+    xp = array_module(x.data)
+    axes = (0,) + tuple(range(2, x.ndim))            # every axis but C
+    per_channel = (1, C) + (1,) * (x.ndim - 2)       # (1, C, 1, 1) broadcasts over (N, C, H, W)
+    n = x.size // C if C else 0                      # values per channel
+    batch_stats = training or rm is None
+    if batch_stats:
+        if training and n <= 1:
+            raise ValueError(f"{op} needs more than one value per channel when training, "
+                             f"got input {tuple(x.shape)}")
+        mean = x.data.mean(axis=axes, keepdims=True)                  # (1, C, 1, 1)
+        xc = x.data - mean
+        var = (xc * xc).mean(axis=axes, keepdims=True)                # biased, for normalising
+        if training and rm is not None:
+            m = float(momentum)
+            rm[...] = (1 - m) * rm + m * mean.reshape(C)
+            rv[...] = (1 - m) * rv + m * var.reshape(C) * (n / (n - 1))
+    else:
+        mean = xp.asarray(rm, dtype=x.dtype).reshape(per_channel)
+        var = xp.asarray(rv, dtype=x.dtype).reshape(per_channel)
+        xc = x.data - mean
+    rstd = 1 / xp.sqrt(var + x.dtype.type(eps))                       # (1, C, 1, 1)
+    xhat = xc * rstd                                                  # (N, C, H, W)
+    out = xhat
+    if weight is not None:
+        out = out * weight.data.reshape(per_channel)
+    if bias is not None:
+        out = out + bias.data.reshape(per_channel)
+
+    def backward(g):                                                  # g (N, C, H, W)
+        dx = dw = db = None
+        if x.requires_grad:
+            gh = g if weight is None else g * weight.data.reshape(per_channel)   # dL/dxhat
+            # with batch statistics the mean and variance depend on x; running ones do not
+            dx = _normalize_backward(gh, xhat, rstd, axes) if batch_stats else gh * rstd
+        if weight is not None and weight.requires_grad:
+            dw = (g * xhat).sum(axis=axes)                            # (C,)
+        if bias is not None and bias.requires_grad:
+            db = g.sum(axis=axes)                                     # (C,)
+        return tuple(grad for grad, p in ((dx, x), (dw, weight), (db, bias)) if p is not None)
+    parents = tuple(p for p in (x, weight, bias) if p is not None)
+    return Tensor.from_op(out, parents, backward, op)
+
+
+def layer_norm(x, normalized_shape: Union[int, Sequence[int]], weight=None, bias=None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise each sample over its trailing axes ``normalized_shape``, then scale and shift.
+
+    Unlike batch norm it uses no batch statistics, so training and evaluation
+    behave alike and a batch of one is fine.
+
+    Args:
+        x: (..., *normalized_shape), e.g. (N, C, H, W) with normalized_shape (C, H, W).
+        weight, bias: of shape ``normalized_shape``, or None.
+
+    Shape:
+        x:   (N, *normalized_shape)
+        out: the same
+    """
+    op = "layer_norm"
+    x = to_tensor(x, op)
+    check_float(x, op)
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
+    shape = tuple(int(s) for s in shape)
+    k = len(shape)
+    if k == 0 or x.shape[x.ndim - k:] != shape or x.ndim < k:
+        raise ValueError(f"{op} expects input (..., {', '.join(map(str, shape))}) ending in "
+                         f"normalized_shape {shape}, got {tuple(x.shape)}")
+    weight = _param(weight, shape, op, "weight", "normalized_shape")
+    bias = _param(bias, shape, op, "bias", "normalized_shape")
+    check_same_dtype(op, input=x, weight=weight, bias=bias)
+    xp = array_module(x.data)
+    axes = tuple(range(x.ndim - k, x.ndim))            # the normalised axes
+    lead = tuple(range(x.ndim - k))                    # the others (batch): weight grads sum over them
+    mean = x.data.mean(axis=axes, keepdims=True)
+    xc = x.data - mean
+    rstd = 1 / xp.sqrt((xc * xc).mean(axis=axes, keepdims=True) + x.dtype.type(eps))
+    xhat = xc * rstd
+    out = xhat
+    if weight is not None:
+        out = out * weight.data
+    if bias is not None:
+        out = out + bias.data
+
+    def backward(g):
+        dx = dw = db = None
+        if x.requires_grad:
+            gh = g if weight is None else g * weight.data
+            dx = _normalize_backward(gh, xhat, rstd, axes)
+        if weight is not None and weight.requires_grad:
+            dw = (g * xhat).sum(axis=lead)
+        if bias is not None and bias.requires_grad:
+            db = g.sum(axis=lead)
+        return tuple(grad for grad, p in ((dx, x), (dw, weight), (db, bias)) if p is not None)
+    parents = tuple(p for p in (x, weight, bias) if p is not None)
+    return Tensor.from_op(out, parents, backward, op)
+
+
+def _channel_window_sum(a, before: int, after: int):
+    """s_c = Σ a_c' for c − before ≤ c' ≤ c + after, zero outside 0..C−1 (axis 1)."""
+    xp = array_module(a)
+    C = a.shape[1]
+    padded = xp.zeros((a.shape[0], C + before + after) + a.shape[2:], dtype=a.dtype)
+    padded[:, before:before + C] = a
+    s = padded[:, 0:C].copy()
+    for j in range(1, before + after + 1):          # one whole-array slice per window offset
+        s += padded[:, j:j + C]
+    return s
+
+
+def local_response_norm(x, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+    """Divide each activation by the energy of ``size`` neighbouring channels (PyTorch's definition).
+
+        out_c = x_c / (k + alpha/size · Σ_{c'} x_c'²)^beta
+
+    where c' runs over the window c − size//2 … c + (size−1)//2, channels outside
+    0…C−1 counting as zero. Note that alpha is divided by ``size``.
+
+    AlexNet's form (Krizhevsky et al., 2012) is (k + α Σ x²)^β with k=2, n=5,
+    α=1e-4, β=0.75 and α *not* divided by n; get it with
+    ``local_response_norm(x, 5, alpha=5 * 1e-4, beta=0.75, k=2.0)``.
+
+    Shape:
+        x:   (N, C, H, W) (any (N, C, ...) with at least 3 axes)
+        out: the same
+    """
+    op = "local_response_norm"
+    x = to_tensor(x, op)
+    check_float(x, op)
+    if x.ndim < 3:
+        raise ValueError(f"{op} expects input (N, C, L) or (N, C, H, W), got shape {tuple(x.shape)}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"{op}: size must be a positive int (the number of channels in a window), "
+                         f"got {size!r}")
+    before, after = size // 2, (size - 1) // 2
+    scale = float(alpha) / size
+    d = x.dtype.type(k) + scale * _channel_window_sum(x.data * x.data, before, after)   # (N, C, H, W)
+    inv = d ** x.dtype.type(-beta)                                                   # d^(−β)
+    out = x.data * inv
+
+    def backward(g):
+        # out_c = x_c · d_c^(−β), and d_c depends on every x_i in c's window, so
+        # dL/dx_i = g_i · d_i^(−β) − 2αβ/n · x_i · Σ_{c: i in window(c)} g_c x_c d_c^(−β−1);
+        # "i in window(c)" is the window with before/after swapped.
+        t = g * out / d                                                            # g_c x_c d_c^(−β−1)
+        return (g * inv - (2 * scale * float(beta)) * x.data * _channel_window_sum(t, after, before),)
+    return Tensor.from_op(out, (x,), backward, op)

@@ -1,0 +1,195 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as tF
+
+import striate as st
+import striate.functional as F
+from tests.reference import assert_close, check_torch, randn
+
+SHAPES = [(8, 5), (4, 3, 9), (2, 3, 7, 9), (5, 1, 4, 4), (1, 4, 3, 2), (3, 2, 2, 3, 2)]
+
+
+def raw(a):
+    """The same running statistic for both libraries: ours updates the array, torch its tensor."""
+    return ("raw", a, torch.from_numpy(a))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_training_matches_torch(shape, affine, rng):
+    C = shape[1]
+    x = randn(rng, *shape) * 3 + 1
+    w, b = randn(rng, C), randn(rng, C)
+    rm, rv = randn(rng, C), rng.uniform(0.5, 2, C).astype(np.float32)
+    ours_rm, ours_rv = rm.copy(), rv.copy()
+    theirs_rm, theirs_rv = torch.tensor(rm), torch.tensor(rv)
+    params = [w, b] if affine else []
+    check_torch(
+        lambda x, rm, rv, *wb: F.batch_norm(x, rm, rv, *wb, training=True, momentum=0.3),
+        lambda x, rm, rv, *wb: tF.batch_norm(x, rm, rv, *wb, training=True, momentum=0.3),
+        [x, ("raw", ours_rm, theirs_rm), ("raw", ours_rv, theirs_rv), *params])
+    assert_close(ours_rm, theirs_rm.numpy(), 1e-6, "running_mean")
+    assert_close(ours_rv, theirs_rv.numpy(), 1e-6, "running_var")
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_batch_norm_eval_matches_torch(shape, rng):
+    C = shape[1]
+    rm, rv = randn(rng, C), rng.uniform(0.5, 2, C).astype(np.float32)
+    x, w, b = randn(rng, *shape), randn(rng, C), randn(rng, C)
+    check_torch(lambda x, rm, rv, w, b: F.batch_norm(x, rm, rv, w, b),
+                lambda x, rm, rv, w, b: tF.batch_norm(x, rm, rv, w, b), [x, raw(rm), raw(rv), w, b])
+    check_torch(lambda x, rm, rv: F.batch_norm(x, rm, rv, eps=1e-3),
+                lambda x, rm, rv: tF.batch_norm(x, rm, rv, eps=1e-3), [x, raw(rm), raw(rv)])
+
+
+def test_batch_norm_without_running_stats_uses_the_batch(rng):
+    x, w, b = randn(rng, 6, 4, 5, 3), randn(rng, 4), randn(rng, 4)
+    for training in (True, False):
+        check_torch(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=training),
+                    lambda x, w, b: tF.batch_norm(x, None, None, w, b, training=True), [x, w, b])
+
+
+@pytest.mark.parametrize("module, shape", [(torch.nn.BatchNorm1d, (16, 6)), (torch.nn.BatchNorm1d, (4, 6, 10)),
+                                           (torch.nn.BatchNorm2d, (4, 6, 5, 7))], ids=["1d", "1d-L", "2d"])
+@pytest.mark.parametrize("momentum", [0.1, 0.5, None])
+def test_running_stats_follow_torch_over_steps(module, shape, momentum, rng):
+    C = shape[1]
+    layer = module(C, momentum=momentum)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(randn(rng, C)))
+        layer.bias.copy_(torch.from_numpy(randn(rng, C)))
+    w, b = layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy()
+    running_mean, running_var = np.zeros(C, np.float32), np.ones(C, np.float32)
+    for step in range(1, 6):
+        x = randn(rng, *shape) * (step + 1) + step      # statistics that move from step to step
+        # momentum None: a cumulative average, which the layer gets with momentum = 1 / steps
+        m = 1 / step if momentum is None else momentum
+        ours = F.batch_norm(x, running_mean, running_var, w, b, training=True, momentum=m)
+        theirs = layer(torch.from_numpy(x))
+        assert_close(ours.data, theirs.detach().numpy(), 1e-5, f"step {step} output")
+        assert_close(running_mean, layer.running_mean.numpy(), 1e-5, f"step {step} running_mean")
+        assert_close(running_var, layer.running_var.numpy(), 1e-5, f"step {step} running_var")
+    layer.eval()
+    x = randn(rng, *shape)
+    assert_close(F.batch_norm(x, running_mean, running_var, w, b).data,
+                 layer(torch.from_numpy(x)).detach().numpy(), 1e-5, "eval output")
+
+
+def test_running_stats_in_tensors_and_float64_are_updated_in_place(rng):
+    x = randn(rng, 8, 3, 4, 4)
+    rm, rv = st.Tensor(np.zeros(3)), st.Tensor(np.ones(3))
+    data = rm.data
+    F.batch_norm(x, rm, rv, training=True)
+    assert rm.data is data and np.abs(rm.data).sum() > 0
+    mean64, var64 = np.zeros(3), np.ones(3)                  # float64 statistics, float32 input
+    out = F.batch_norm(x, mean64, var64, training=True)
+    assert out.dtype == np.float32 and mean64.dtype == np.float64
+    assert_close(mean64, 0.1 * x.mean(axis=(0, 2, 3)), 1e-6)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_gradcheck_float64(training, rng):
+    for shape in [(5, 3), (3, 2, 4), (2, 3, 3, 2)]:
+        C = shape[1]
+        rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2, C)
+        x, w, b = rng.standard_normal(shape), rng.standard_normal(C), rng.standard_normal(C)
+        # copies: a training call updates the statistics, and gradcheck calls many times
+        assert st.gradcheck(lambda x, w, b: F.batch_norm(x, rm.copy(), rv.copy(), w, b, training=training),
+                            [x, w, b])
+        assert st.gradcheck(lambda x: F.batch_norm(x, None, None, training=training), [x])
+
+
+def test_batch_norm_constant_input_has_finite_gradients(rng):
+    # the variance is 0, so only eps keeps 1/sqrt(var + eps) finite (and large: 316)
+    x = np.full((4, 3, 5, 5), 2.5, np.float32)
+    g = randn(rng, *x.shape)
+    for running in [(None, None), (np.zeros(3, np.float32), np.ones(3, np.float32))]:
+        t, w, b = (st.Tensor(a, requires_grad=True) for a in (x, randn(rng, 3), randn(rng, 3)))
+        out = F.batch_norm(t, *running, w, b, training=True)
+        out.backward(g)
+        assert (out.data == b.data.reshape(1, 3, 1, 1)).all()       # x − mean is exactly 0
+        assert all(np.isfinite(a).all() for a in (t.grad, w.grad, b.grad))
+        tt = torch.tensor(x, requires_grad=True)
+        tF.batch_norm(tt, None, None, torch.from_numpy(w.data), torch.from_numpy(b.data),
+                      training=True).backward(torch.from_numpy(g))
+        assert_close(t.grad, tt.grad.numpy(), 1e-4, "gradient of a constant input")
+
+
+def test_batch_norm_errors():
+    x = np.zeros((4, 3, 5, 5), np.float32)
+    C3 = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"batch_norm expects input \(N, C\), \(N, C, L\) or \(N, C, H, W\), got shape \(3,\)"):
+        F.batch_norm(C3, None, None)
+    with pytest.raises(ValueError, match=r"weight of shape \(3,\) \(one per channel of input \(4, 3, 5, 5\)\), got \(4,\)"):
+        F.batch_norm(x, None, None, weight=np.ones(4, np.float32))
+    with pytest.raises(ValueError, match=r"running_var as floats of shape \(3,\) \(one per channel\), got float32 \(5,\)"):
+        F.batch_norm(x, C3, np.ones(5, np.float32))
+    with pytest.raises(ValueError, match="running_mean and running_var both given or both None"):
+        F.batch_norm(x, C3, None)
+    with pytest.raises(ValueError, match=r"more than one value per channel when training, got input \(1, 3\)"):
+        F.batch_norm(np.zeros((1, 3), np.float32), C3, C3.copy(), training=True)
+    with pytest.raises(TypeError, match="momentum must be a number"):
+        F.batch_norm(x, C3, C3.copy(), training=True, momentum=None)
+    with pytest.raises(TypeError, match="batch_norm expects a float32 or float64 input, got dtype int64"):
+        F.batch_norm(st.Tensor(np.zeros((4, 3)), dtype=np.int64), None, None)
+    with pytest.raises(TypeError, match="array it can update in place, got list"):
+        F.batch_norm(x, [0.0] * 3, [1.0] * 3)
+
+
+@pytest.mark.parametrize("shape, normalized", [((4, 7), (7,)), ((2, 3, 5), (5,)), ((2, 3, 4, 5), (3, 4, 5)),
+                                                ((1, 6, 2), (6, 2))], ids=str)
+def test_layer_norm_matches_torch(shape, normalized, rng):
+    x, w, b = randn(rng, *shape) * 2 + 1, randn(rng, *normalized), randn(rng, *normalized)
+    check_torch(lambda x, w, b: F.layer_norm(x, normalized, w, b),
+                lambda x, w, b: tF.layer_norm(x, normalized, w, b), [x, w, b])
+    check_torch(lambda x: F.layer_norm(x, normalized[-1] if len(normalized) == 1 else normalized),
+                lambda x: tF.layer_norm(x, normalized), [x])
+    assert st.gradcheck(lambda x, w, b: F.layer_norm(x, normalized, w, b),
+                        [rng.standard_normal(shape), rng.standard_normal(normalized), rng.standard_normal(normalized)])
+
+
+def test_layer_norm_errors():
+    with pytest.raises(ValueError, match=r"ending in normalized_shape \(4,\), got \(2, 3\)"):
+        F.layer_norm(np.zeros((2, 3), np.float32), 4)
+
+
+# ---------------------------------------------------------------------------
+# local response normalisation
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 6, 9])
+def test_lrn_matches_torch(size, rng):
+    for shape in [(2, 7, 5, 4), (3, 4, 6), (1, 1, 3, 3), (2, 5, 3, 2, 2)]:
+        alpha, beta, k = float(rng.uniform(1e-4, 1)), float(rng.uniform(0.3, 1.5)), float(rng.uniform(0.5, 2))
+        x = randn(rng, *shape) * 2
+        check_torch(lambda t: F.local_response_norm(t, size, alpha, beta, k),
+                    lambda t: tF.local_response_norm(t, size, alpha, beta, k), [x])
+    x = randn(rng, 2, 10, 6, 6)                                                   # the defaults
+    check_torch(lambda t: F.local_response_norm(t, size), lambda t: tF.local_response_norm(t, size), [x])
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5])
+def test_lrn_gradcheck_float64(size, rng):
+    x = rng.standard_normal((2, 6, 3, 2))
+    assert st.gradcheck(lambda t: F.local_response_norm(t, size, alpha=0.5, beta=0.75, k=1.5), [x])
+
+
+def test_lrn_alexnet_form(rng):
+    # Krizhevsky et al.: b_c = a_c / (k + α Σ_{|c'−c| ≤ n/2} a_c'²)^β, k=2, n=5, α=1e-4, β=0.75
+    a = randn(rng, 2, 8, 3, 3) * 30
+    a64 = a.astype(np.float64)
+    sq = np.pad(a64 ** 2, ((0, 0), (2, 2), (0, 0), (0, 0)))
+    energy = sum(sq[:, j:j + 8] for j in range(5))
+    expected = a64 / (2 + 1e-4 * energy) ** 0.75
+    ours = F.local_response_norm(a, 5, alpha=5 * 1e-4, beta=0.75, k=2.0)
+    assert_close(ours.data, expected, 1e-6, "AlexNet LRN")
+
+
+def test_lrn_keeps_dtype_and_errors():
+    assert F.local_response_norm(np.ones((1, 3, 2), np.float64), 2).dtype == np.float64
+    with pytest.raises(ValueError, match=r"local_response_norm expects input \(N, C, L\) or \(N, C, H, W\), got shape \(4, 3\)"):
+        F.local_response_norm(np.ones((4, 3), np.float32), 3)
+    with pytest.raises(ValueError, match="size must be a positive int"):
+        F.local_response_norm(np.ones((1, 3, 2), np.float32), 0)
