@@ -1,0 +1,25 @@
+"""Data: the IDX file format, MNIST and Fashion-MNIST, batch transforms and a resumable loader.
+
+>>> from striate.data import MNIST, DataLoader, mnist_preprocess
+>>> train = MNIST(train=True)                                      # doctest: +SKIP
+>>> loader = DataLoader(train, batch_size=64, shuffle=True, seed=0,    # doctest: +SKIP
+...                     transform=mnist_preprocess(pad_to=32))
+>>> for x, y in loader: ...                    # x (64, 1, 32, 32) float32, y (64,) int64   # doctest: +SKIP
+"""
+from .idx import IDXError, ChecksumError, read_idx, write_idx, file_md5, check_md5
+from .datasets import (MNIST, FashionMNIST, DATASETS, DatasetNotFoundError, get_dataset, search_paths,
+                       cache_dir)
+from .transforms import (MNIST_MEAN, MNIST_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD, to_float, normalize, pad,
+                         pad_to, translate, random_translate, affine, random_affine, as_step, Compose, Lambda,
+                         Normalize, Pad, PadTo, RandomTranslate, RandomAffine)
+from .loader import DataLoader, mnist_preprocess, fashion_mnist_preprocess
+from . import idx, datasets, transforms, loader
+
+__all__ = [
+    "IDXError", "ChecksumError", "read_idx", "write_idx", "file_md5", "check_md5",
+    "MNIST", "FashionMNIST", "DATASETS", "DatasetNotFoundError", "get_dataset", "search_paths", "cache_dir",
+    "MNIST_MEAN", "MNIST_STD", "FASHION_MNIST_MEAN", "FASHION_MNIST_STD",
+    "to_float", "normalize", "pad", "pad_to", "translate", "random_translate", "affine", "random_affine",
+    "as_step", "Compose", "Lambda", "Normalize", "Pad", "PadTo", "RandomTranslate", "RandomAffine",
+    "DataLoader", "mnist_preprocess", "fashion_mnist_preprocess",
+]
