@@ -10,3 +10,6 @@ from . import functional, random
 from .random import manual_seed
 
 __version__ = "0.1.0"
+from . import nn, optim
+from .serialization import save, load, CheckpointError
+from .summary import summary

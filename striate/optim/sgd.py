@@ -1,0 +1,81 @@
+"""Stochastic gradient descent with momentum, Nesterov momentum and weight decay.
+
+For each parameter p with gradient g (PyTorch's algorithm, step for step)::
+
+    g ← −g                       if maximize
+    g ← g + weight_decay · p     (L2 penalty)
+    b ← g                        on the first step, else  b ← momentum · b + (1 − dampening) · g
+    g ← g + momentum · b         if nesterov, else  g ← b          (only when momentum ≠ 0)
+    p ← p − lr · g
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+__all__ = ["SGD"]
+
+
+def _number(group: dict, key: str, optimizer: str, low: float = 0.0, high: float | None = None,
+            high_open: bool = False) -> float:
+    value = group[key]
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if ok:
+        ok = value >= low and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        bound = "" if high is None else (f" and < {high:g}" if high_open else f" and <= {high:g}")
+        raise ValueError(f"{optimizer}: {key} must be a number >= {low:g}{bound}, got {value!r}")
+    return float(value)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent.
+
+    Args:
+        params: parameters, or parameter groups (dicts).
+        lr: learning rate.
+        momentum: momentum factor (0: plain SGD).
+        dampening: scales the new gradient in the momentum buffer by (1 − dampening).
+        nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
+        weight_decay: L2 penalty coefficient added to the gradient.
+        maximize: ascend instead of descend.
+
+    State per parameter: ``momentum_buffer`` (when momentum ≠ 0).
+
+    Example:
+        >>> opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+        >>> opt.zero_grad(); loss.backward(); opt.step()
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0, maximize: bool = False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=bool(nesterov),
+                        weight_decay=weight_decay, maximize=bool(maximize))
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict) -> None:
+        super()._check_group(group)
+        momentum = _number(group, "momentum", "SGD")
+        dampening = _number(group, "dampening", "SGD")
+        _number(group, "weight_decay", "SGD")
+        if group["nesterov"] and (momentum <= 0 or dampening != 0):
+            raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening = 0, "
+                             f"got momentum={momentum:g}, dampening={dampening:g}")
+
+    def _update(self, p, grad, group, state) -> None:
+        # Python floats keep the float32 arithmetic float32 (an np.float64 would not)
+        lr, momentum = float(group["lr"]), float(group["momentum"])
+        dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
+        g = -grad if group["maximize"] else grad
+        if weight_decay != 0:
+            g = g + weight_decay * p.data
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= momentum
+                buf += (1 - dampening) * g
+            g = g + momentum * buf if group["nesterov"] else buf
+        p.data -= lr * g
