@@ -24,13 +24,19 @@ class GradcheckError(AssertionError):
     """The analytic and numerical gradients disagree."""
 
 
-def _loss(fn, tensors, upstream):
+def _outputs(fn, tensors) -> list[Tensor]:
+    """fn's float outputs (a Tensor or a tuple/list of them; other outputs are ignored)."""
     out = fn(*tensors)
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    total = 0.0
-    for o, r in zip(outs, upstream):
-        total = total + (o.data * r).sum()
-    return float(total), outs
+    for o in outs:
+        if not isinstance(o, Tensor):
+            raise TypeError(f"gradcheck: fn must return Tensors, got {type(o).__name__}")
+    return [o for o in outs if o.dtype.kind == "f"]
+
+
+def _loss(fn, tensors, upstream) -> float:
+    """L = Σ_k Σ out_k · R_k, in float64."""
+    return float(sum(float((o.data * r).sum()) for o, r in zip(_outputs(fn, tensors), upstream)))
 
 
 def gradcheck(fn: Callable, inputs: Sequence, eps: float = 1e-6, atol: float = 1e-5,
@@ -67,19 +73,20 @@ def gradcheck(fn: Callable, inputs: Sequence, eps: float = 1e-6, atol: float = 1
         else:
             tensors.append(x if isinstance(x, Tensor) else Tensor(data, dtype=data.dtype))
 
-    out = fn(*tensors)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
+    outs = _outputs(fn, tensors)
     upstream = [rng.standard_normal(o.shape) for o in outs]
-    for o, r in zip(outs, upstream):
+    for k, o in enumerate(outs):
         if o.dtype != np.float64:
-            raise GradcheckError(f"gradcheck: fn returned {o.dtype} for float64 inputs; "
+            raise GradcheckError(f"gradcheck: output {k} is {o.dtype} for float64 inputs; "
                                  "an op lost precision (it should keep its input's dtype)")
-    total = sum((o * Tensor(r, dtype=np.float64)).sum() for o, r in zip(outs, upstream))
-    total.backward()
+    # Outputs that depend on no input (constants) have no graph and add nothing.
+    terms = [(o * Tensor(r, dtype=np.float64)).sum() for o, r in zip(outs, upstream) if o.requires_grad]
+    if terms:
+        sum(terms[1:], terms[0]).backward()
 
     def evaluate():
         with no_grad():
-            return _loss(fn, tensors, upstream)[0]
+            return _loss(fn, tensors, upstream)
 
     failures = []
     for index, t in enumerate(tensors):
@@ -99,11 +106,16 @@ def gradcheck(fn: Callable, inputs: Sequence, eps: float = 1e-6, atol: float = 1
             t.data = base
             numeric = (plus - minus) / (2 * eps)
             exact = float((analytic * probe).sum())
-            if abs(exact - numeric) > atol + rtol * abs(numeric):
-                where = (f"element {np.unravel_index(int(np.argmax(probe)), t.shape)}"
-                         if t.size <= max_elements else "a random direction")
-                failures.append(f"input {index} {t.shape}, {where}: "
-                                f"analytic {exact:.8g}, numerical {numeric:.8g}")
+            tolerance = atol + rtol * abs(numeric)
+            if not abs(exact - numeric) <= tolerance:   # also catches nan
+                if t.size <= max_elements:
+                    element = np.unravel_index(int(np.argmax(probe)), t.shape)
+                    where = f"element {tuple(int(i) for i in element)}"
+                else:
+                    where = "a random direction"
+                failures.append(f"input {index} {t.shape}, {where}: analytic {exact:.8g}, "
+                                f"numerical {numeric:.8g} (difference {abs(exact - numeric):.3g}, "
+                                f"tolerance {tolerance:.3g})")
     if failures:
         if raise_exception:
             shown = "\n  ".join(failures[:10])

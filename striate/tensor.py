@@ -137,6 +137,12 @@ class Tensor:
         requires_grad: whether ``backward`` should compute ``.grad`` for it.
         dtype: optional NumPy dtype.
 
+    In arithmetic a number or array takes the tensor's dtype, so ``t * 0.5``,
+    ``t * np.float64(2)`` and ``t + float64_array`` stay float32 for a float32
+    ``t``; every gradient has its tensor's shape and dtype. ``Tensor.max`` and
+    the other reductions follow NumPy (``axis``, ``keepdims``; ``max`` returns
+    values only, like ``torch.amax``).
+
     Example:
         >>> x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
         >>> (x * x).sum().backward()
@@ -147,7 +153,10 @@ class Tensor:
 
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op",
                  "_is_leaf", "_retains_grad", "_freed", "__weakref__")
-    __array_priority__ = 100  # ndarray (op) Tensor defers to Tensor's reflected ops
+    # ``ndarray (op) Tensor`` and ``np.float64(2) * Tensor`` defer to Tensor's
+    # reflected ops, and NumPy ufuncs refuse Tensors (``np.exp(t)`` would drop the
+    # graph without a word): call ``t.exp()``, or ``np.exp(t.data)`` for a plain array.
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         self.data = _to_array(data, dtype)
@@ -218,6 +227,10 @@ class Tensor:
         """The underlying array (not a copy)."""
         return self.data
 
+    def __array__(self, dtype=None, copy=None):
+        # np.asarray(t) gives the data (no gradient), for plotting and saving.
+        return np.array(self.data, dtype=dtype, copy=copy)
+
     def item(self) -> float:
         """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
@@ -252,6 +265,9 @@ class Tensor:
         if self.data.size != 1:
             raise ValueError("the truth value of a tensor with more than one element is ambiguous")
         return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
 
     def __hash__(self):
         return id(self)
@@ -299,9 +315,15 @@ class Tensor:
             for parent, pg in zip(node._parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
+                if not isinstance(pg, xp.ndarray):   # a NumPy scalar from 0-d arithmetic
+                    pg = xp.asarray(pg)
                 if pg.shape != parent.shape:
                     raise RuntimeError(f"op {node._op!r} returned a gradient of shape {pg.shape} "
                                        f"for an input of shape {parent.shape}")
+                if pg.dtype != parent.dtype:
+                    # float32 meeting float64 computes in float64; the float32
+                    # branch of the graph goes on in float32.
+                    pg = pg.astype(parent.dtype)
                 key = id(parent)
                 if key in grads:
                     grads[key] = grads[key] + pg
@@ -313,12 +335,10 @@ class Tensor:
                 node._freed = True
 
     def _accumulate(self, g) -> None:
-        if g.dtype != self.dtype:
-            g = g.astype(self.dtype)
         if self.grad is None:
-            # A copy: the same array may be handed to several tensors (a + b),
-            # and optimizers update .grad in place.
-            self.grad = g.copy()
+            # A copy: the same array may be handed to several tensors (a + b)
+            # or be an op's saved output, and optimizers update .grad in place.
+            self.grad = array_module(g).array(g, dtype=self.dtype, copy=True)
         else:
             self.grad += g
 
@@ -355,6 +375,9 @@ class Tensor:
 
     def __pow__(self, exponent):
         return power(self, exponent)
+
+    def __rpow__(self, base):
+        return rpower(base, self)
 
     def __neg__(self):
         return neg(self)
@@ -445,12 +468,35 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _constant_like(x, t: Tensor) -> Tensor:
+    """A number or array meeting Tensor ``t`` in arithmetic, as a constant Tensor.
+
+    Against a float tensor it takes that tensor's dtype, whatever it was
+    (``t * np.float64(2)`` and ``t + float64_array`` stay float32); against an
+    integer tensor, integers stay integers and floats become float32.
+    """
+    if t.dtype.kind == "f":
+        return Tensor(x, dtype=t.dtype)
+    x = array_module(x).asarray(x)
+    return Tensor(x, dtype=x.dtype if x.dtype.kind in "iub" else None)
+
+
 def _pair_operands(a, b):
-    """Make both operands Tensors; a Python number takes the other's dtype."""
-    if isinstance(a, Tensor) and not isinstance(b, Tensor):
-        b = Tensor(b, dtype=a.dtype if a.dtype.kind == "f" else None)
-    elif isinstance(b, Tensor) and not isinstance(a, Tensor):
-        a = Tensor(a, dtype=b.dtype if b.dtype.kind == "f" else None)
+    """Make both operands Tensors of one dtype family.
+
+    Numbers and arrays take the tensor's dtype; an integer tensor meeting a
+    float tensor is converted to the float's dtype (it cannot need a gradient).
+    Two float tensors of different precision follow NumPy (float64), and the
+    gradients are converted back to each input's dtype by ``backward``.
+    """
+    if not isinstance(a, Tensor):
+        a = _constant_like(a, b)
+    elif not isinstance(b, Tensor):
+        b = _constant_like(b, a)
+    if a.dtype.kind == "f" and b.dtype.kind != "f":
+        b = Tensor(b.data, dtype=a.dtype)
+    elif b.dtype.kind == "f" and a.dtype.kind != "f":
+        a = Tensor(a.data, dtype=b.dtype)
     return a, b
 
 
@@ -536,8 +582,24 @@ def power(a, exponent) -> Tensor:
     out = a.data ** a.dtype.type(p)
 
     def backward(g):
+        if p == 0:   # a^0 = 1 everywhere; p·a^(p-1) would give 0·inf = nan at a = 0
+            return (array_module(g).zeros_like(a.data),)
         return (g * (p * a.data ** a.dtype.type(p - 1)),)   # p·a^(p-1)
     return Tensor.from_op(out, (a,), backward, "pow")
+
+
+def rpower(base, a) -> Tensor:
+    """out = base ** a, for a constant positive base (a number): ``2 ** t``."""
+    a = as_tensor(a)
+    if isinstance(base, Tensor) or np.ndim(base) != 0:
+        raise TypeError(f"base ** tensor takes a constant number as base, got {type(base).__name__}")
+    xp = array_module(a.data)
+    base = a.dtype.type(base)
+    out = xp.power(base, a.data)
+
+    def backward(g):
+        return (g * out * xp.log(base),)   # ln(base)·base^a
+    return Tensor.from_op(out, (a,), backward, "rpow")
 
 
 def exp(a) -> Tensor:
@@ -568,16 +630,23 @@ def matmul(a, b) -> Tensor:
     xp = array_module(a.data)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul needs operands with at least 1 dimension, got {a.shape} @ {b.shape}")
+    k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if a.shape[-1] != k_b:
+        raise ValueError(f"matmul: the last axis of a ({a.shape[-1]}) must match "
+                         f"{'the second-to-last' if b.ndim > 1 else 'the length'} of b ({k_b}), "
+                         f"got {a.shape} @ {b.shape}")
     out = xp.matmul(a.data, b.data)
 
     def backward(g):
         A = a.data[None, :] if a.ndim == 1 else a.data      # (..., n, k)
         B = b.data[:, None] if b.ndim == 1 else b.data      # (..., k, m)
+        # Give g back the axes that 1-D operands dropped: (..., n, m). The m axis
+        # first, so that 1-D @ 1-D (g of shape ()) becomes (1, 1).
         G = g
+        if b.ndim == 1:
+            G = G[..., None]
         if a.ndim == 1:
             G = xp.expand_dims(G, -2)
-        if b.ndim == 1:
-            G = xp.expand_dims(G, -1)                         # (..., n, m)
         da = db = None
         if a.requires_grad:
             da = xp.matmul(G, xp.swapaxes(B, -1, -2))         # (..., n, k)
@@ -593,11 +662,18 @@ def matmul(a, b) -> Tensor:
 # reductions
 
 
-def _norm_axes(axis, ndim):
+def _norm_axes(axis, ndim, op="reduction"):
+    """``axis`` (None, an int or a tuple, negatives allowed) as sorted non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return tuple(sorted(ax % ndim for ax in axes))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for ax in axes:
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dimensions")
+    normed = sorted(int(ax) % ndim for ax in axes)
+    if len(set(normed)) != len(normed):
+        raise ValueError(f"{op}: repeated axis in {axis!r}")
+    return tuple(normed)
 
 
 def _expand_reduced(g, axes, shape, keepdims):
@@ -612,7 +688,7 @@ def sum_(a, axis=None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (all axes when None)."""
     a = as_tensor(a)
     xp = array_module(a.data)
-    axes = _norm_axes(axis, a.ndim)
+    axes = _norm_axes(axis, a.ndim, "sum")
     out = a.data.sum(axis=axes, keepdims=keepdims)
 
     def backward(g):
@@ -624,7 +700,7 @@ def mean(a, axis=None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (all axes when None)."""
     a = as_tensor(a)
     xp = array_module(a.data)
-    axes = _norm_axes(axis, a.ndim)
+    axes = _norm_axes(axis, a.ndim, "mean")
     count = int(np.prod([a.shape[ax] for ax in axes])) if axes else 1
     out = a.data.mean(axis=axes, keepdims=keepdims)
 
@@ -637,7 +713,7 @@ def mean(a, axis=None, keepdims: bool = False) -> Tensor:
 def max_(a, axis=None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``; on ties the gradient is shared equally (like ``torch.amax``)."""
     a = as_tensor(a)
-    axes = _norm_axes(axis, a.ndim)
+    axes = _norm_axes(axis, a.ndim, "max")
     out = a.data.max(axis=axes, keepdims=keepdims)
 
     def backward(g):
@@ -657,9 +733,9 @@ def reshape(a, shape) -> Tensor:
     a = as_tensor(a)
     try:
         out = a.data.reshape(shape)
-    except ValueError:
+    except (ValueError, TypeError):
         raise ValueError(f"cannot reshape a tensor of shape {a.shape} ({a.size} elements) "
-                         f"into shape {tuple(shape)}") from None
+                         f"into shape {shape!r}") from None
     return Tensor.from_op(out, (a,), lambda g: (g.reshape(a.shape),), "reshape")
 
 
@@ -667,9 +743,11 @@ def transpose(a, axes=None) -> Tensor:
     """Permute the axes (reverse them when ``axes`` is None)."""
     a = as_tensor(a)
     if axes is not None:
-        axes = tuple(ax % a.ndim for ax in axes)
-        if sorted(axes) != list(range(a.ndim)):
-            raise ValueError(f"transpose expects a permutation of {a.ndim} axes, got {axes}")
+        given = tuple(axes)
+        axes = tuple(int(ax) % a.ndim for ax in given if -a.ndim <= ax < a.ndim)
+        if len(axes) != len(given) or sorted(axes) != list(range(a.ndim)):
+            raise ValueError(f"transpose of a tensor of shape {a.shape} expects a permutation "
+                             f"of its {a.ndim} axes, got {given}")
     inverse = None if axes is None else tuple(np.argsort(axes))
     out = a.data.transpose(axes)
     return Tensor.from_op(out, (a,), lambda g: (g.transpose(inverse),), "transpose")
