@@ -1,0 +1,545 @@
+"""The ``striate`` command line (also ``python -m striate``).
+
+    striate train lenet5                      train with the model's own recipe
+    striate evaluate runs/lenet5-mnist        test accuracy, per class
+    striate predict runs/lenet5-mnist my7.png what digit is this?
+    striate summary lenet5                    layers, output shapes, parameter counts
+
+Every error a user can cause (a wrong argument, a missing data set, a checkpoint
+from another model, an unreadable image) is one line on stderr and exit code 2;
+training that diverges exits with 1, Ctrl-C with 130 (after saving a checkpoint).
+``STRIATE_DEBUG=1`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "build_parser", "RECIPES", "CLIError"]
+
+# Per-model defaults: what `striate train MODEL` does with no options. Each meets
+# the accuracy in the README's results table (measured there with this recipe).
+RECIPES = {
+    "lenet5": dict(epochs=20, batch_size=64, lr=0.02, optimizer="sgd", momentum=0.9, weight_decay=0.0,
+                   augment=True, schedule="cosine"),
+    "lenet5-modern": dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+                          augment=False, schedule="cosine"),
+    "mlp": dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=0.0,
+                augment=False, schedule="cosine"),
+}
+_FALLBACK_RECIPE = dict(epochs=10, batch_size=64, lr=0.01, optimizer="sgd", momentum=0.9, weight_decay=0.0,
+                        augment=False, schedule="cosine")
+DATASET_NAMES = ("mnist", "fashion-mnist")
+# the recipe's keys that a command-line option can set, with the option's spelling
+_OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
+            "momentum": "--momentum", "weight_decay": "--weight-decay", "augment": "--augment"}
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the caller prints it), not usage text and exit."""
+
+    def error(self, message):
+        raise CLIError(f"{message} (see '{self.prog} --help')")
+
+
+# ---------------------------------------------------------------------------
+# helpers shared by the commands
+
+
+def _model_name(text: str) -> str:
+    from . import models
+    name = text.strip().lower().replace("_", "-")
+    if name not in models.names():
+        raise CLIError(f"unknown model {text!r}; choose one of: {', '.join(models.names())}")
+    return name
+
+
+def _preprocess(dataset: str, input_shape, augment: bool = False):
+    from .data import RandomTranslate, fashion_mnist_preprocess, mnist_preprocess
+    size = input_shape[-1]
+    pad_to = size if size != 28 else None
+    aug = RandomTranslate(2) if augment else None
+    make = fashion_mnist_preprocess if dataset == "fashion-mnist" else mnist_preprocess
+    return make(pad_to=pad_to, normalize=True, augment=aug)
+
+
+def _preprocess_config(dataset: str, input_shape, augment: bool) -> dict:
+    from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD
+    mean, std = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if dataset == "fashion-mnist" else (MNIST_MEAN, MNIST_STD)
+    return {"pad_to": int(input_shape[-1]), "normalize": [mean, std],
+            "augment": "random translation ±2 px" if augment else None}
+
+
+def _load_dataset(name: str, train: bool, data_dir: str | None):
+    """The data set, from ``data_dir`` alone when given (your own IDX files: no checksum, no download)."""
+    from .data import DATASETS, get_dataset
+    if data_dir is None:
+        return get_dataset(name, train=train)
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise CLIError(f"--data-dir {folder}: no such folder")
+    cls = DATASETS[name]
+    split = "train" if train else "t10k"
+    expected = f"{split}-images-idx3-ubyte[.gz] and {split}-labels-idx1-ubyte[.gz]"
+    missing = CLIError(f"--data-dir {folder}: no {cls.__name__} {'training' if train else 'test'} files there "
+                       f"(expected {expected} in {folder} or {folder / name})")
+    from .data import DatasetNotFoundError
+    try:
+        dataset = cls(root=folder, train=train, download=False, verify=False)
+    except DatasetNotFoundError:
+        raise missing from None
+    # the class also searches its usual places: files found elsewhere are not the ones asked for
+    if Path(dataset.root).resolve() not in (folder.resolve(), (folder / name).resolve()):
+        raise missing
+    return dataset
+
+
+def _run_state(run: Path) -> str:
+    """"finished", "unfinished" (a checkpoint to resume) or "empty" (nothing to lose)."""
+    from .train import CHECKPOINT, FINAL_WEIGHTS, METRICS
+    try:
+        if json.loads((run / METRICS).read_text()).get("finished"):
+            return "finished"
+    except (OSError, ValueError, AttributeError):
+        pass
+    if (run / CHECKPOINT).exists():
+        return "unfinished"
+    if (run / FINAL_WEIGHTS).exists():
+        return "finished"
+    return "empty"
+
+
+def _free_run_dir(base: Path) -> Path:
+    """``base``, or base-2, base-3, ... : the first that holds no run (a run is never overwritten)."""
+    candidate, n = base, 1
+    while _run_state(candidate) != "empty":
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except ValueError as exc:
+        raise CLIError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise CLIError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _load_run(path: str):
+    """A model rebuilt from a run folder or a weights file, with its config."""
+    from . import models
+    from .serialization import load
+    from .train import CHECKPOINT, CONFIG, FINAL_WEIGHTS
+
+    p = Path(path)
+    if p.is_dir():
+        config_file = p / CONFIG
+        if not config_file.exists():
+            raise CLIError(f"{p}: no {CONFIG} in this folder (expected a run folder written by 'striate train')")
+        config = _read_json(config_file)
+        weights = p / FINAL_WEIGHTS if (p / FINAL_WEIGHTS).exists() else p / CHECKPOINT
+        if not weights.exists():
+            raise CLIError(f"{p}: neither {FINAL_WEIGHTS} nor {CHECKPOINT} is there: nothing to load")
+        state, metadata = load(weights, with_metadata=True)
+    elif p.is_file():
+        weights = p
+        state, metadata = load(p, with_metadata=True)
+        config = (metadata or {}).get("config")
+        if not config and (p.parent / CONFIG).exists():
+            config = _read_json(p.parent / CONFIG)
+        if not config:
+            raise CLIError(f"{p}: the file holds weights but no model description; "
+                           f"pass the run folder that has {CONFIG}")
+    else:
+        raise CLIError(f"{p}: no such run folder or weights file")
+    description = config.get("model")
+    if not isinstance(description, dict) or "name" not in description:
+        raise CLIError(f"{p}: the run's config has no model description ('model': {{'name': ..., 'kwargs': ...}})")
+    try:
+        model = models.from_config(description)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"{p}: cannot rebuild the model: {exc}") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):      # a training checkpoint
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise CLIError(f"{weights}: holds no state dict of weights")
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise CLIError(f"{weights}: these weights do not fit model {description['name']!r}: {message}") from None
+    model.eval()
+    return model, config
+
+
+def _make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float):
+    from . import optim
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
+    if name == "adam":
+        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise CLIError(f"unknown optimizer {name!r}; choose sgd or adam")
+
+
+def _check_recipe(recipe: dict) -> None:
+    problems = []
+    if recipe["epochs"] < 1:
+        problems.append(f"--epochs must be at least 1, got {recipe['epochs']}")
+    if recipe["batch_size"] < 1:
+        problems.append(f"--batch-size must be at least 1, got {recipe['batch_size']}")
+    if not (math.isfinite(recipe["lr"]) and recipe["lr"] > 0):
+        problems.append(f"--lr must be a positive number, got {recipe['lr']}")
+    if not (math.isfinite(recipe["momentum"]) and 0 <= recipe["momentum"] < 1):
+        problems.append(f"--momentum must be in [0, 1), got {recipe['momentum']}")
+    if not (math.isfinite(recipe["weight_decay"]) and recipe["weight_decay"] >= 0):
+        problems.append(f"--weight-decay must be >= 0, got {recipe['weight_decay']}")
+    if problems:
+        raise CLIError("; ".join(problems))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# ---------------------------------------------------------------------------
+# commands
+
+
+def cmd_train(args) -> int:
+    import striate as st
+    from . import models
+    from .data import DATASETS, DataLoader
+    from .functional import cross_entropy
+    from .optim import lr_scheduler
+    from .train import CHECKPOINT, CONFIG, TrainingInterrupted, fit
+
+    name = _model_name(args.model)
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit must be a positive number of images, got {args.limit}")
+    if args.seed is not None and args.seed < 0:
+        raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.checkpoint_every is not None and not args.checkpoint_every >= 0:
+        raise CLIError(f"--checkpoint-every must be a number of seconds >= 0, got {args.checkpoint_every}")
+    given = {key: getattr(args, key) for key in _OPTIONS if getattr(args, key) is not None}
+
+    out = Path(args.out) if args.out else Path("runs") / f"{name}-{args.dataset or 'mnist'}"
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out} is a file, not a run folder; choose another --out")
+    if args.resume:
+        # A resumed run keeps every setting of the first one: they are in its config.json.
+        state = _run_state(out)
+        if state == "empty" or not (out / CONFIG).exists():
+            raise CLIError(f"--resume: no interrupted run in {out} (no {CHECKPOINT}); "
+                           f"start it without --resume, or name its folder with --out")
+        saved = _read_json(out / CONFIG)
+        saved_name = (saved.get("model") or {}).get("name") if isinstance(saved.get("model"), dict) else None
+        if saved_name != name:
+            raise CLIError(f"--resume: {out} holds a run of model {saved_name!r}, not {name!r}")
+        if not all(k in saved for k in ("recipe", "dataset", "seed")) or not isinstance(saved["recipe"], dict):
+            raise CLIError(f"--resume: {out / CONFIG} lacks the run's recipe, data set or seed")
+        recipe = dict(saved["recipe"])
+        dataset, seed, limit = saved["dataset"], saved["seed"], saved.get("limit")
+        conflicts = [f"{_OPTIONS[k]} {v} (the run has {recipe.get(k)})" for k, v in given.items()
+                     if recipe.get(k) != v]
+        for option, mine, theirs in (("--dataset", args.dataset, dataset), ("--seed", args.seed, seed),
+                                     ("--limit", args.limit, limit)):
+            if mine is not None and mine != theirs:
+                conflicts.append(f"{option} {mine} (the run has {theirs})")
+        if conflicts:
+            raise CLIError(f"--resume continues {out} with its own settings; these options differ: "
+                           f"{', '.join(conflicts)}")
+        if state == "finished":
+            raise CLIError(f"--resume: the run in {out} is finished, there is nothing to continue; "
+                           f"start a new one (a new --out, or leave --out out)")
+        note = ""
+    else:
+        recipe = dict(RECIPES.get(name, _FALLBACK_RECIPE))
+        recipe.update(given)
+        dataset, seed, limit = args.dataset or "mnist", args.seed if args.seed is not None else 0, args.limit
+        state = _run_state(out)
+        if state == "unfinished":
+            raise CLIError(f"{out} holds an unfinished run: continue it with --resume, "
+                           f"or choose another folder with --out")
+        note = ""
+        if state == "finished":
+            if args.out:
+                raise CLIError(f"{out} holds a finished run, which is never overwritten; choose another --out")
+            chosen = _free_run_dir(out)
+            note = f"{out} holds a finished run; this one goes to {chosen}\n"
+            out = chosen
+    _check_recipe(recipe)
+
+    st.manual_seed(seed)
+    model = models.get(name)
+    train_set = _load_dataset(dataset, True, args.data_dir)
+    test_set = _load_dataset(dataset, False, args.data_dir)
+    if limit:
+        n_test = max(limit // 6, 100)
+        train_set = (train_set.images[:limit], train_set.labels[:limit])
+        test_set = (test_set.images[:n_test], test_set.labels[:n_test])
+    classes = list(DATASETS[dataset].classes)
+    train_loader = DataLoader(train_set, batch_size=recipe["batch_size"], shuffle=True, seed=seed,
+                              transform=_preprocess(dataset, model.input_shape, recipe["augment"]))
+    test_loader = DataLoader(test_set, batch_size=1000, shuffle=False, seed=seed,
+                             transform=_preprocess(dataset, model.input_shape, False))
+    optimizer = _make_optimizer(recipe["optimizer"], model.parameters(), recipe["lr"], recipe["momentum"],
+                                recipe["weight_decay"])
+    scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe["epochs"]) \
+        if recipe.get("schedule") == "cosine" else None
+
+    config = {"model": model.config, "dataset": dataset, "seed": seed, "limit": limit, "recipe": recipe,
+              "preprocess": _preprocess_config(dataset, model.input_shape, False),
+              "title": f"{name} on {dataset}"}
+    verb = "resuming" if args.resume else "training"
+    print(f"{note}{verb} {name} ({model.num_parameters():,} parameters) on {dataset}: "
+          f"{len(train_loader.labels):,} training and {len(test_loader.labels):,} test images, "
+          f"{_plural(recipe['epochs'], 'epoch')}, batch {recipe['batch_size']}, {recipe['optimizer']} "
+          f"lr {recipe['lr']:g}{', augmented' if recipe['augment'] else ''}; run folder {out}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        result = fit(model, cross_entropy, optimizer, train_loader, test_loader, epochs=recipe["epochs"],
+                     scheduler=scheduler, out_dir=out, resume=args.resume,
+                     progress=not args.quiet and sys.stderr.isatty(), class_names=classes, config=config,
+                     checkpoint_seconds=args.checkpoint_every, log=lambda line: print(line, flush=True))
+    except TrainingInterrupted as exc:
+        where = f"epoch {exc.epoch}, batch {exc.batch}" if exc.batch else f"the start of epoch {exc.epoch}"
+        again = f"striate train {name} --out {out}" + (f" --data-dir {args.data_dir}" if args.data_dir else "")
+        print(f"striate: interrupted; checkpoint saved at {where} in {exc.checkpoint}. "
+              f"Continue with: {again} --resume", file=sys.stderr)
+        return 130
+    wall = time.perf_counter() - t0
+    test = result["test"]
+    print(f"test accuracy: {100 * test['acc']:.2f}% ({int(round(test['acc'] * test['n']))}/{test['n']}) "
+          f"— {name} on {dataset}, {wall:.0f} s")
+    print(f"wrote {out}/: metrics.json, model.safetensors, curves.png, confusion.png, config.json")
+    print(f"next: striate evaluate {out}   |   striate predict {out} IMAGE.png")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import DATASETS, DataLoader
+    from .train import evaluate
+
+    model, config = _load_run(args.path)
+    dataset = args.dataset or config.get("dataset", "mnist")
+    if dataset not in DATASETS:
+        raise CLIError(f"{args.path}: the run names an unknown data set {dataset!r}; pass --dataset")
+    test_set = _load_dataset(dataset, False, args.data_dir)
+    classes = DATASETS[dataset].classes
+    loader = DataLoader(test_set, batch_size=1000, seed=0, transform=_preprocess(dataset, model.input_shape, False))
+    result = evaluate(model, loader, num_classes=len(classes), progress=sys.stderr.isatty())
+    print(f"{config['model']['name']} on the {dataset} test set ({result['n']:,} images): "
+          f"accuracy {100 * result['acc']:.2f}%, loss {result['loss']:.4f}")
+    width = max(len(c) for c in classes)
+    for name, acc, row in zip(classes, result["per_class_acc"], result["confusion"]):
+        print(f"  {name:>{width}}  {100 * acc:6.2f}%  ({row.sum()} images)")
+    return 0
+
+
+_SHADES = " .:-=+*#%@"
+
+
+def _ascii(digit: np.ndarray) -> str:
+    """A 28×28 image in [0, 1] as 14 lines of text (two rows per line)."""
+    rows = (digit[0::2] + digit[1::2]) / 2
+    index = np.clip((rows * len(_SHADES)).astype(int), 0, len(_SHADES) - 1)
+    return "\n".join("    " + "".join(_SHADES[i] for i in line) for line in index)
+
+
+def cmd_predict(args) -> int:
+    import striate.functional as F
+    from .data import DATASETS
+    from .data.images import mnist_style
+    from .tensor import Tensor, no_grad
+
+    if args.top < 1:
+        raise CLIError(f"--top must be at least 1, got {args.top}")
+    model, config = _load_run(args.path)
+    dataset = config.get("dataset", "mnist")
+    classes = DATASETS[dataset].classes if dataset in DATASETS else [str(i) for i in range(10)]
+    prep = _preprocess(dataset if dataset in DATASETS else "mnist", model.input_shape, False)
+    for path in args.images:
+        digit = mnist_style(path)                                 # (28, 28) white on black, in [0, 1]
+        x = prep(digit[None, None], None)                        # (1, 1, H, W) as in training
+        with no_grad():
+            probs = F.softmax(model(Tensor(x)), dim=1).data[0]
+        if len(probs) != len(classes):
+            raise CLIError(f"{args.path}: the model has {len(probs)} outputs but {dataset} has "
+                           f"{len(classes)} classes")
+        top = np.argsort(-probs, kind="stable")[:args.top]
+        best = ", ".join(f"{classes[k]} {100 * probs[k]:.1f}%" for k in top)
+        print(f"{path}: {classes[top[0]]}   ({best})")
+        if args.show:
+            print(_ascii(digit))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from . import models
+    from .summary import summary
+    name = _model_name(args.model)
+    if args.batch < 1:
+        raise CLIError(f"--batch must be at least 1, got {args.batch}")
+    model = models.get(name)
+    summary(model, (args.batch,) + tuple(model.input_shape))
+    print()
+    print(model)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# argument parsing
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__, models
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="striate", description="Convolutional neural networks from first principles, in NumPy.",
+        formatter_class=raw,
+        epilog="examples:\n  striate train lenet5\n  striate evaluate runs/lenet5-mnist\n"
+               "  striate predict runs/lenet5-mnist digit.png\n  striate summary lenet5-modern\n\n"
+               "'striate COMMAND --help' tells more about each command.")
+    parser.add_argument("--version", action="version", version=f"striate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    recipes = "\n".join(f"  {k}: " + ", ".join(f"{key}={value}" for key, value in v.items())
+                        for k, v in RECIPES.items())
+    t = sub.add_parser(
+        "train", help="train a model on MNIST or Fashion-MNIST", formatter_class=raw,
+        description="Train a model with its own recipe (any option overrides that part of it). The run folder "
+                    "gets config.json, a checkpoint after every epoch, metrics.json, model.safetensors, "
+                    "curves.png and confusion.png. Ctrl-C saves a checkpoint; --resume continues it.",
+        epilog="examples:\n  striate train lenet5\n  striate train lenet5-modern --epochs 3\n"
+               "  striate train lenet5-modern --dataset fashion-mnist --augment\n"
+               "  striate train mlp --limit 3000 --epochs 1        (a quick trial)\n"
+               "  striate train lenet5 --resume                    (continue an interrupted run)\n\n"
+               "recipes:\n" + recipes)
+    t.add_argument("model", help=f"one of {', '.join(models.names())} ('striate summary MODEL' shows its layers)")
+    t.add_argument("--dataset", choices=DATASET_NAMES, help="default: mnist")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int, dest="batch_size")
+    t.add_argument("--lr", type=float, help="learning rate (cosine-annealed over the epochs)")
+    t.add_argument("--optimizer", choices=("sgd", "adam"))
+    t.add_argument("--momentum", type=float, help="for sgd (Nesterov when > 0)")
+    t.add_argument("--weight-decay", type=float, dest="weight_decay")
+    aug = t.add_mutually_exclusive_group()
+    aug.add_argument("--augment", action="store_true", default=None, help="random ±2-pixel translations")
+    aug.add_argument("--no-augment", action="store_false", dest="augment")
+    t.add_argument("--seed", type=int, help="fixes initial weights, data order and augmentation (default 0); "
+                                            "the same seed on the same machine gives the same weights")
+    t.add_argument("--out", metavar="DIR", help="run folder (default runs/MODEL-DATASET; a finished run there "
+                                                "is kept and a new folder runs/MODEL-DATASET-2, ... is used)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in the run folder, with its own settings")
+    t.add_argument("--data-dir", dest="data_dir", metavar="DIR",
+                   help="take the IDX files from DIR (or DIR/DATASET) only, unchecked: any number of images "
+                        "in MNIST's file names; default: the usual search and download")
+    t.add_argument("--limit", type=int, metavar="N",
+                   help="use the first N training images and N/6 test images (at least 100): quick trials")
+    t.add_argument("--checkpoint-every", type=float, dest="checkpoint_every", metavar="SECONDS",
+                   help="also checkpoint mid-epoch this often")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(run=cmd_train)
+
+    e = sub.add_parser("evaluate", help="test accuracy of a trained model, per class", formatter_class=raw,
+                       description="Accuracy and loss on the test set, and the accuracy of each class.",
+                       epilog="examples:\n  striate evaluate runs/lenet5-mnist\n"
+                              "  striate evaluate runs/lenet5-mnist/model.safetensors\n"
+                              "  striate evaluate runs/lenet5-mnist --dataset fashion-mnist")
+    e.add_argument("path", metavar="DIR_OR_FILE", help="a run folder, or its model.safetensors")
+    e.add_argument("--dataset", choices=DATASET_NAMES, help="default: the one it was trained on")
+    e.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="take the IDX files from DIR only")
+    e.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify your own images", formatter_class=raw,
+                       description="Classify image files (PNG, JPEG, ...; any size, dark-on-light or "
+                                   "light-on-dark), prepared the MNIST way: grayscale, cropped, fitted to "
+                                   "20×20 and centred by mass in 28×28. One picture, one digit.",
+                       epilog="examples:\n  striate predict runs/lenet5-mnist seven.png three.jpg\n"
+                              "  striate predict runs/lenet5-mnist seven.png --top 5 --show")
+    p.add_argument("path", metavar="DIR_OR_FILE", help="a run folder, or its model.safetensors")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=int, default=3, help="how many classes to list (default 3)")
+    p.add_argument("--show", action="store_true", help="also print the 28×28 image the model sees")
+    p.set_defaults(run=cmd_predict)
+
+    s = sub.add_parser("summary", help="layers, output shapes and parameter counts of a model",
+                       formatter_class=raw, description="Layers, output shapes and parameter counts.",
+                       epilog="examples:\n  striate summary lenet5\n  striate summary mlp --batch 64")
+    s.add_argument("model")
+    s.add_argument("--batch", type=int, default=1, help="the batch size N shown in the shapes")
+    s.set_defaults(run=cmd_summary)
+    return parser
+
+
+def _user_errors() -> tuple[type, ...]:
+    from .data import DatasetNotFoundError, IDXError
+    from .data.images import ImageError
+    from .serialization import CheckpointError
+    return (CLIError, DatasetNotFoundError, IDXError, ImageError, CheckpointError, ValueError, OSError)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    from .train import TrainingDiverged
+
+    debug = bool(os.environ.get("STRIATE_DEBUG"))
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
+        return args.run(args)
+    except SystemExit as exc:                 # --help and --version
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        print(f"\nstriate: {_one_line(exc) or 'interrupted'}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:                   # `striate summary lenet5 | head`: stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1
+    except TrainingDiverged as exc:
+        if debug:
+            raise
+        print(f"striate: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        if debug:
+            raise
+        print("striate: error: out of memory; try a smaller --batch-size", file=sys.stderr)
+        return 1
+    except _user_errors() as exc:
+        if debug:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"striate: error: {_one_line(message)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":      # pragma: no cover
+    sys.exit(main())
