@@ -1,6 +1,7 @@
-"""``python -m striate`` runs the command line."""
+"""``python -m striate`` runs the command line (see ``striate --help``)."""
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,7 +30,7 @@ RECIPES = {
     "lenet5": dict(epochs=20, batch_size=64, lr=0.02, optimizer="sgd", momentum=0.9, weight_decay=0.0,
                    augment=True, schedule="cosine"),
     "lenet5-modern": dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
-                          augment=False, schedule="cosine"),
+                          augment=True, schedule="cosine"),
     "mlp": dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=0.0,
                 augment=False, schedule="cosine"),
 }
@@ -285,6 +285,11 @@ def cmd_train(args) -> int:
 
     st.manual_seed(seed)
     model = models.get(name)
+    shape = tuple(model.input_shape)
+    if len(shape) == 3 and (shape[0] != 1 or shape[1] < 28 or shape[1] != shape[2]):
+        raise CLIError(f"model {name!r} takes {shape[0]}×{shape[1]}×{shape[2]} inputs, which {dataset}'s "
+                       f"28×28 one-channel images cannot be made into; the models with a recipe for them are "
+                       f"{', '.join(RECIPES)}")
     train_set = _load_dataset(dataset, True, args.data_dir)
     test_set = _load_dataset(dataset, False, args.data_dir)
     if limit:
@@ -316,9 +321,9 @@ def cmd_train(args) -> int:
                      progress=not args.quiet and sys.stderr.isatty(), class_names=classes, config=config,
                      checkpoint_seconds=args.checkpoint_every, log=lambda line: print(line, flush=True))
     except TrainingInterrupted as exc:
-        where = f"epoch {exc.epoch}, batch {exc.batch}" if exc.batch else f"the start of epoch {exc.epoch}"
+        where = f"after batch {exc.batch} of epoch {exc.epoch}" if exc.batch else f"at the start of epoch {exc.epoch}"
         again = f"striate train {name} --out {out}" + (f" --data-dir {args.data_dir}" if args.data_dir else "")
-        print(f"striate: interrupted; checkpoint saved at {where} in {exc.checkpoint}. "
+        print(f"striate: interrupted; checkpoint saved {where} in {exc.checkpoint}. "
               f"Continue with: {again} --resume", file=sys.stderr)
         return 130
     wall = time.perf_counter() - t0
@@ -391,11 +396,8 @@ def cmd_predict(args) -> int:
 def cmd_summary(args) -> int:
     from . import models
     from .summary import summary
-    name = _model_name(args.model)
-    if args.batch < 1:
-        raise CLIError(f"--batch must be at least 1, got {args.batch}")
-    model = models.get(name)
-    summary(model, (args.batch,) + tuple(model.input_shape))
+    model = models.get(_model_name(args.model))
+    summary(model, (1,) + tuple(model.input_shape))          # the table shows the batch axis as N
     print()
     print(model)
     return 0
@@ -418,12 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     recipes = "\n".join(f"  {k}: " + ", ".join(f"{key}={value}" for key, value in v.items())
-                        for k, v in RECIPES.items())
+                        for k, v in list(RECIPES.items()) + [("other models", _FALLBACK_RECIPE)])
     t = sub.add_parser(
         "train", help="train a model on MNIST or Fashion-MNIST", formatter_class=raw,
-        description="Train a model with its own recipe (any option overrides that part of it). The run folder "
-                    "gets config.json, a checkpoint after every epoch, metrics.json, model.safetensors, "
-                    "curves.png and confusion.png. Ctrl-C saves a checkpoint; --resume continues it.",
+        description="Train a model with its own recipe (see below; any option overrides that part of it).\n"
+                    "The run folder gets config.json, a checkpoint after every epoch, metrics.json,\n"
+                    "model.safetensors, curves.png and confusion.png. Ctrl-C saves a checkpoint and\n"
+                    "--resume continues from it; the result is the same as an uninterrupted run.",
         epilog="examples:\n  striate train lenet5\n  striate train lenet5-modern --epochs 3\n"
                "  striate train lenet5-modern --dataset fashion-mnist --augment\n"
                "  striate train mlp --limit 3000 --epochs 1        (a quick trial)\n"
@@ -431,12 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
                "recipes:\n" + recipes)
     t.add_argument("model", help=f"one of {', '.join(models.names())} ('striate summary MODEL' shows its layers)")
     t.add_argument("--dataset", choices=DATASET_NAMES, help="default: mnist")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int, dest="batch_size")
+    t.add_argument("--epochs", type=int, metavar="N", help="passes over the training set")
+    t.add_argument("--batch-size", type=int, dest="batch_size", metavar="B")
     t.add_argument("--lr", type=float, help="learning rate (cosine-annealed over the epochs)")
     t.add_argument("--optimizer", choices=("sgd", "adam"))
-    t.add_argument("--momentum", type=float, help="for sgd (Nesterov when > 0)")
-    t.add_argument("--weight-decay", type=float, dest="weight_decay")
+    t.add_argument("--momentum", type=float, metavar="M", help="for sgd (Nesterov when > 0)")
+    t.add_argument("--weight-decay", type=float, dest="weight_decay", metavar="WD")
     aug = t.add_mutually_exclusive_group()
     aug.add_argument("--augment", action="store_true", default=None, help="random ±2-pixel translations")
     aug.add_argument("--no-augment", action="store_false", dest="augment")
@@ -480,9 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("summary", help="layers, output shapes and parameter counts of a model",
                        formatter_class=raw, description="Layers, output shapes and parameter counts.",
-                       epilog="examples:\n  striate summary lenet5\n  striate summary mlp --batch 64")
-    s.add_argument("model")
-    s.add_argument("--batch", type=int, default=1, help="the batch size N shown in the shapes")
+                       epilog="examples:\n  striate summary lenet5\n  striate summary lenet5-modern")
+    s.add_argument("model", help=f"one of {', '.join(models.names())}")
     s.set_defaults(run=cmd_summary)
     return parser
 

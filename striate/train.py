@@ -277,7 +277,8 @@ class _StopRequest:
 
     def __exit__(self, *exc):
         if self.enabled:
-            signal.signal(signal.SIGINT, self._previous)
+            # None: the previous handler was not installed from Python; the default is the closest
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
         return False
 
 
@@ -302,7 +303,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
         scheduler: an LR scheduler stepped once per epoch (ReduceLROnPlateau gets the
             test loss, or the train loss without ``val_loader``).
         out_dir: the run folder (see the module docstring); None writes nothing
-            and Ctrl-C is left alone.
+            and Ctrl-C is left alone. A folder that already holds a run is
+            refused unless ``resume``.
         resume: continue from ``out_dir/checkpoint.safetensors``; the model,
             optimizer, scheduler and loaders must be built as for the first run.
         class_names: labels for the confusion matrix.
@@ -349,6 +351,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
                                  f"batch {start_batch}, past the end")
             if start_epoch <= epochs:
                 say(f"resumed from {ckpt}: epoch {start_epoch}, batch {start_batch}/{steps_per_epoch}")
+        elif (out / CHECKPOINT).exists() or (out / FINAL_WEIGHTS).exists():
+            raise FileExistsError(f"{out} already holds a training run; continue it with resume=True, "
+                                  f"or choose another out_dir (a run is never overwritten)")
         if config is not None:
             _write_json(out / CONFIG, config)
     elif resume:

@@ -3,7 +3,13 @@
 MNIST's digits were size-normalised to fit a 20×20 box (keeping their aspect
 ratio), then centred by their centre of mass in a 28×28 field, white ink on a
 black background. ``mnist_style`` does the same to any photo or drawing of a
-single digit, dark-on-light or light-on-dark.
+single digit, dark-on-light or light-on-dark, of any size: a thin pen stroke on
+a big canvas is thickened to MNIST's stroke width (about 2.5 pixels of 28)
+instead of fading away when the picture is shrunk.
+
+>>> digit = mnist_style("my_seven.png")          # doctest: +SKIP
+>>> digit.shape, digit.dtype, digit.max()         # doctest: +SKIP
+((28, 28), dtype('float32'), 1.0)
 """
 from __future__ import annotations
 
@@ -11,32 +17,39 @@ import os
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["ImageError", "load_image", "to_grayscale", "mnist_style", "MAX_PIXELS"]
 
 MAX_PIXELS = 64_000_000   # larger images are refused before they are decoded
+_MNIST_STROKE = 2.5       # typical stroke width of an MNIST digit, in pixels of the 28×28 field
+_WORK_SIZE = 4            # a crop is max-pooled down to about this many times the box before thickening
 
 
 class ImageError(ValueError):
-    """An image file could not be read or holds nothing usable."""
+    """An image file could not be read or holds nothing usable (the message names the file)."""
 
 
 def load_image(path: str | os.PathLike, mode: str = "L") -> np.ndarray:
     """Read an image file as float32 in [0, 1].
 
     Args:
-        path: any format Pillow reads (PNG, JPEG, BMP, GIF, TIFF, ...).
+        path: any format Pillow reads (PNG, JPEG, BMP, GIF, TIFF, WebP, ...).
         mode: "L" for grayscale (H, W), "RGB" for colour (H, W, 3).
 
-    Transparency is composited onto white; 16-bit and 32-bit images are
-    scaled by their own bit depth. Raises ImageError with the file name for a
-    missing, empty, huge or unreadable file.
+    Grayscale, RGB, RGBA, palette, 1-bit and 16-bit images are all accepted:
+    16-bit and 32-bit images are scaled by their bit depth; transparency is
+    composited onto white (onto black when the ink is white, so that it stays
+    visible); a camera's EXIF orientation is applied. Raises ImageError, with the
+    file name, for a missing, empty, huge, unreadable or damaged file.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if mode not in ("L", "RGB"):
         raise ValueError(f"load_image: mode must be 'L' or 'RGB', got {mode!r}")
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
     if path.stat().st_size == 0:
@@ -50,37 +63,52 @@ def load_image(path: str | os.PathLike, mode: str = "L") -> np.ndarray:
             if w == 0 or h == 0:
                 raise ImageError(f"{path}: image has no pixels ({w}×{h})")
             img.load()
+            img = ImageOps.exif_transpose(img) or img
             array = _decode(img, mode)
     except ImageError:
         raise
+    except PermissionError as exc:
+        raise ImageError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{path}: not a readable image (expected PNG, JPEG, BMP, GIF or TIFF): "
+        raise ImageError(f"{path}: not a readable image (expected PNG, JPEG, BMP, GIF, TIFF or WebP): "
                          f"{exc}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{path}: the image data is damaged or truncated: {exc}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"{path}: the image data is damaged or truncated ({exc})") from None
     return array
 
 
 def _decode(img, mode: str) -> np.ndarray:
-    """Pillow image → float32 array in [0, 1], transparency on white."""
+    """Pillow image → float32 array in [0, 1], transparency flattened."""
     from PIL import Image
 
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         raw = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") else max(float(raw.max()), 1.0)
+        if img.mode.startswith("I;16"):
+            top = 65535.0
+        elif img.mode == "I":       # 32-bit integers: a 16-bit PNG read by an older Pillow lands here
+            top = 65535.0 if raw.max() <= 65535 else float(raw.max())
+        else:
+            top = max(float(raw.max()), 1.0)
         gray = np.clip(raw / top, 0.0, 1.0).astype(np.float32)
         return gray if mode == "L" else np.repeat(gray[..., None], 3, axis=2)
-    if img.mode in ("P", "PA"):
+    if img.mode in ("P", "PA") or (img.mode in ("L", "RGB") and "transparency" in img.info):
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "La", "RGBa"):
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, img.convert("RGBA"))
+        rgba = img.convert("RGBA")
+        on_white = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), rgba)
+        flat = np.asarray(on_white.convert(mode), dtype=np.float32) / 255.0
+        alpha = np.asarray(rgba.getchannel("A"))
+        if np.ptp(flat) < 0.05 and np.ptp(alpha) > 0:
+            # light ink on a transparent background disappears on white: use black instead
+            on_black = Image.alpha_composite(Image.new("RGBA", img.size, (0, 0, 0, 255)), rgba)
+            flat = np.asarray(on_black.convert(mode), dtype=np.float32) / 255.0
+        return flat
     img = img.convert(mode)
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
 def to_grayscale(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) → (H, W) with the ITU-R 601 luma weights; (H, W) passes through."""
+    """(H, W, 3) or (H, W, 4) → (H, W) with the ITU-R 601 luma weights; (H, W) passes through."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 2:
         return image
@@ -89,44 +117,101 @@ def to_grayscale(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"to_grayscale expects an image (H, W) or (H, W, 3), got shape {image.shape}")
 
 
-def mnist_style(image: np.ndarray, size: int = 28, box: int = 20, threshold: float = 0.2) -> np.ndarray:
+def _stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width of a binary mask (H, W), as 2 × area / boundary pixels."""
+    p = np.pad(ink, 1)
+    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    boundary = int((ink & ~inner).sum())
+    return 2.0 * int(ink.sum()) / max(boundary, 1)
+
+
+def _max_filter(image: np.ndarray, k: int) -> np.ndarray:
+    """Grey dilation with a k×k square (k odd), as two 1-D sliding maxima."""
+    r = k // 2
+    padded = np.pad(image, r)
+    rows = sliding_window_view(padded, k, axis=0).max(axis=-1)       # (H, W + 2r)
+    return sliding_window_view(rows, k, axis=1).max(axis=-1)          # (H, W)
+
+
+def mnist_style(image, size: int = 28, box: int = 20, threshold: float = 0.2) -> np.ndarray:
     """A single-digit picture → (size, size) float32 in [0, 1], white digit on black.
+
+    Args:
+        image: an array (H, W) or (H, W, 3) in [0, 1] (e.g. from :func:`load_image`),
+            or the path of an image file.
+        size: the side of the output field (MNIST: 28).
+        box: the side of the box the digit is fitted into (MNIST: 20).
+        threshold: the fraction of the peak ink that counts as ink when cropping.
 
     Steps: grayscale; invert when the background (the border's median) is light;
     subtract the background and stretch to [0, 1]; crop to the ink's bounding box;
-    resize so the longer side is ``box`` pixels; paste into a ``size``×``size``
+    thicken strokes that would end up much thinner than MNIST's; resize so the
+    longer side is ``box`` pixels (antialiased); paste into a ``size``×``size``
     field with the ink's centre of mass in the middle.
+
+    Raises:
+        ImageError: the picture is blank (no contrast), or the file cannot be read;
+            the message names the file when a path was given.
     """
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            return _mnist_style(load_image(image), size, box, threshold)
+        except ImageError as exc:
+            message = str(exc)
+            raise ImageError(message if message.startswith(str(image)) else f"{image}: {message}") from None
+    return _mnist_style(image, size, box, threshold)
+
+
+def _mnist_style(image, size: int, box: int, threshold: float) -> np.ndarray:
     from PIL import Image
 
+    if not (isinstance(size, int) and isinstance(box, int) and 1 <= box <= size):
+        raise ValueError(f"mnist_style: expected ints 1 <= box <= size, got box={box!r}, size={size!r}")
     gray = to_grayscale(image)
     if gray.size == 0:
-        raise ImageError("mnist_style: the image is empty")
+        raise ImageError("the image is empty (no pixels)")
+    if not np.isfinite(gray).all():
+        raise ImageError("the image holds NaN or infinite values")
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 0.5:
+    if np.median(border) > 0.5:                 # dark ink on light paper: make it light on dark
         gray = 1.0 - gray
         border = 1.0 - border
     gray = np.clip(gray - np.median(border), 0.0, None)
     peak = float(gray.max())
-    if peak < 1e-3:
-        raise ImageError("mnist_style: no digit found (the image is blank or has no contrast)")
-    gray /= peak
+    if peak < 0.02:
+        raise ImageError("no digit found: the image is blank or has almost no contrast")
+    gray = gray / peak
     rows = np.flatnonzero((gray > threshold).any(axis=1))
     cols = np.flatnonzero((gray > threshold).any(axis=0))
-    crop = gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    crop = gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]      # (h, w)
 
+    # A big picture is first max-pooled to a few times the box: cheap, and a thin
+    # line keeps its full brightness instead of being averaged away.
+    factor = max(crop.shape) // (_WORK_SIZE * box)
+    if factor > 1:
+        h, w = -(-crop.shape[0] // factor) * factor, -(-crop.shape[1] // factor) * factor
+        crop = np.pad(crop, ((0, h - crop.shape[0]), (0, w - crop.shape[1])))
+        crop = crop.reshape(h // factor, factor, w // factor, factor).max(axis=(1, 3))
     h, w = crop.shape
     scale = box / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = Image.fromarray(crop.astype(np.float32), mode="F").resize((new_w, new_h), Image.LANCZOS)
-    digit = np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    width = _stroke_width(crop > 0.5) * scale            # in pixels of the output
+    if scale < 1 and width < 0.6 * _MNIST_STROKE:
+        k = 1 + 2 * int(round((_MNIST_STROKE - width) / scale / 2))   # odd, adds k - 1 pixels of width
+        if k > 1:
+            crop = _max_filter(crop, k)[:h, :w]
 
-    # centre of mass → the middle of the field (clamped so the digit stays inside)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize((new_w, new_h), Image.LANCZOS)
+    digit = np.clip(np.asarray(resized, dtype=np.float32), 0.0, None)
+    digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)     # full-strength ink, as in MNIST
+
+    # centre of mass → pixel (size/2, size/2), (14, 14) as measured on MNIST's digits
+    # (clamped so the digit stays inside the field)
     mass = digit.sum()
     cy = float((digit.sum(axis=1) * np.arange(new_h)).sum() / mass)
     cx = float((digit.sum(axis=0) * np.arange(new_w)).sum() / mass)
-    top = int(np.clip(round((size - 1) / 2 - cy), 0, size - new_h))
-    left = int(np.clip(round((size - 1) / 2 - cx), 0, size - new_w))
+    top = int(np.clip(round(size / 2 - cy), 0, size - new_h))
+    left = int(np.clip(round(size / 2 - cx), 0, size - new_w))
     field = np.zeros((size, size), dtype=np.float32)
     field[top:top + new_h, left:left + new_w] = digit
     return field
