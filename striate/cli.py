@@ -486,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  striate summary lenet5\n  striate summary lenet5-modern")
     s.add_argument("model", help=f"one of {', '.join(models.names())}")
     s.set_defaults(run=cmd_summary)
+    from .cli_see import add_commands
+    add_commands(sub)
     return parser
 
 
