@@ -28,18 +28,6 @@ from striate.data import write_idx
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    """The small matrix products here run several times faster on one BLAS thread, above all on a busy machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield
-
-
 def toy_digits(n, seed):
     """(n, 28, 28) uint8 images whose class is where a bright 5×5 square sits, on a noisy background."""
     g = np.random.default_rng(seed)

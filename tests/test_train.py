@@ -19,18 +19,6 @@ from striate.train import (CHECKPOINT, TrainingDiverged, TrainingInterrupted, ev
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    """The small matrix products here run several times faster on one BLAS thread, above all on a busy machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield
-
-
 class Tiny(nn.Module):
     """conv 4@3×3 → ReLU → max pool 2 → dropout → linear: (N, 1, 12, 12) → (N, 10)."""
 
