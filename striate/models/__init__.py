@@ -118,5 +118,7 @@ def from_config(config: dict):
 from . import lenet  # noqa: E402
 from .lenet import lenet5, lenet5_modern  # noqa: E402
 from .mlp import mlp  # noqa: E402
+from .alexnet import alexnet, alexnet_small  # noqa: E402
+from .neocognitron import neocognitron  # noqa: E402
 
-__all__ += ["lenet5", "lenet5_modern", "mlp"]
+__all__ += ["lenet5", "lenet5_modern", "mlp", "alexnet", "alexnet_small", "neocognitron"]
