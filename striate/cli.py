@@ -33,7 +33,11 @@ RECIPES = {
                           augment=True, schedule="cosine"),
     "mlp": dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=0.0,
                 augment=False, schedule="cosine"),
+    "alexnet-small": dict(epochs=10, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+                          augment=False, schedule="cosine"),
 }
+# the data set a model trains on when --dataset is not given
+DEFAULT_DATASET = {"alexnet-small": "fashion-mnist"}
 _FALLBACK_RECIPE = dict(epochs=10, batch_size=64, lr=0.01, optimizer="sgd", momentum=0.9, weight_decay=0.0,
                         augment=False, schedule="cosine")
 DATASET_NAMES = ("mnist", "fashion-mnist")
@@ -158,7 +162,10 @@ def _load_run(path: str):
     elif p.is_file():
         weights = p
         state, metadata = load(p, with_metadata=True)
-        config = (metadata or {}).get("config")
+        config = metadata.get("config") if isinstance(metadata, dict) else None
+        if config is not None and not isinstance(config, dict):
+            raise CLIError(f"{p}: the model description in the file's metadata is a "
+                           f"{type(config).__name__}, expected a JSON object")
         if not config and (p.parent / CONFIG).exists():
             config = _read_json(p.parent / CONFIG)
         if not config:
@@ -173,13 +180,16 @@ def _load_run(path: str):
         model = models.from_config(description)
     except (ValueError, TypeError) as exc:
         raise CLIError(f"{p}: cannot rebuild the model: {exc}") from None
+    except MemoryError:
+        raise CLIError(f"{p}: cannot rebuild the model: its description {description} asks for more "
+                       f"memory than this machine has") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):      # a training checkpoint
         state = state["model"]
     if not isinstance(state, dict):
         raise CLIError(f"{weights}: holds no state dict of weights")
     try:
         model.load_state_dict(state)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise CLIError(f"{weights}: these weights do not fit model {description['name']!r}: {message}") from None
     model.eval()
@@ -225,7 +235,7 @@ def cmd_train(args) -> int:
     from .data import DATASETS, DataLoader
     from .functional import cross_entropy
     from .optim import lr_scheduler
-    from .train import CHECKPOINT, CONFIG, TrainingInterrupted, fit
+    from .train import CHECKPOINT, CONFIG, NotEnoughMemory, TrainingInterrupted, _gb, fit
 
     name = _model_name(args.model)
     if args.limit is not None and args.limit < 1:
@@ -236,7 +246,8 @@ def cmd_train(args) -> int:
         raise CLIError(f"--checkpoint-every must be a number of seconds >= 0, got {args.checkpoint_every}")
     given = {key: getattr(args, key) for key in _OPTIONS if getattr(args, key) is not None}
 
-    out = Path(args.out) if args.out else Path("runs") / f"{name}-{args.dataset or 'mnist'}"
+    default_dataset = args.dataset or DEFAULT_DATASET.get(name, "mnist")
+    out = Path(args.out) if args.out else Path("runs") / f"{name}-{default_dataset}"
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out} is a file, not a run folder; choose another --out")
     if args.resume:
@@ -269,7 +280,7 @@ def cmd_train(args) -> int:
     else:
         recipe = dict(RECIPES.get(name, _FALLBACK_RECIPE))
         recipe.update(given)
-        dataset, seed, limit = args.dataset or "mnist", args.seed if args.seed is not None else 0, args.limit
+        dataset, seed, limit = default_dataset, args.seed if args.seed is not None else 0, args.limit
         state = _run_state(out)
         if state == "unfinished":
             raise CLIError(f"{out} holds an unfinished run: continue it with --resume, "
@@ -319,7 +330,13 @@ def cmd_train(args) -> int:
         result = fit(model, cross_entropy, optimizer, train_loader, test_loader, epochs=recipe["epochs"],
                      scheduler=scheduler, out_dir=out, resume=args.resume,
                      progress=not args.quiet and sys.stderr.isatty(), class_names=classes, config=config,
-                     checkpoint_seconds=args.checkpoint_every, log=lambda line: print(line, flush=True))
+                     checkpoint_seconds=args.checkpoint_every, log=lambda line: print(line, flush=True),
+                     check_memory=not args.no_memory_check)
+    except NotEnoughMemory as exc:
+        advice = f"try --batch-size {exc.fits}" if exc.fits else "this model does not fit even one image at a time"
+        raise CLIError(f"not enough memory: {name} at batch size {exc.batch_size:,} needs about "
+                       f"{_gb(exc.needed)}, only {_gb(exc.available)} is available; "
+                       f"{advice} (or --no-memory-check to try anyway)") from None
     except TrainingInterrupted as exc:
         where = f"after batch {exc.batch} of epoch {exc.epoch}" if exc.batch else f"at the start of epoch {exc.epoch}"
         again = f"striate train {name} --out {out}" + (f" --data-dir {args.data_dir}" if args.data_dir else "")
@@ -457,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=float, dest="checkpoint_every", metavar="SECONDS",
                    help="also checkpoint mid-epoch this often")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--no-memory-check", action="store_true", dest="no_memory_check",
+                   help="start even if the estimated memory need exceeds the available memory "
+                        "(by default such a run is refused before it starts)")
     t.add_argument("--threads", type=int, default=1,
                    help="BLAS threads for the matrix products (default 1: LeNet's small products gain little "
                         "from a second thread, and lose badly when another program shares the cores)")
@@ -491,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_summary)
     from .cli_see import add_commands
     add_commands(sub)
+    from .models.neocognitron import add_commands as add_neocognitron_commands
+    add_neocognitron_commands(sub)
     return parser
 
 
@@ -499,6 +521,15 @@ def _user_errors() -> tuple[type, ...]:
     from .data.images import ImageError
     from .serialization import CheckpointError
     return (CLIError, DatasetNotFoundError, IDXError, ImageError, CheckpointError, ValueError, OSError)
+
+
+def _error_text(exc: BaseException) -> str:
+    """What to tell the user: without KeyError's quotes and OSError's "[Errno 28]" prefix."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def _one_line(message: str) -> str:
@@ -555,8 +586,7 @@ def main(argv=None) -> int:
     except _user_errors() as exc:
         if debug:
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"striate: error: {_one_line(message)}", file=sys.stderr)
+        print(f"striate: error: {_one_line(_error_text(exc))}", file=sys.stderr)
         return 2
 
 

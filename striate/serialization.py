@@ -104,21 +104,36 @@ def _encode(value, path: str, arrays: dict):
 
 
 def _decode(node, arrays: dict, source: str):
+    """Rebuild the tree from its JSON form; a marker that does not have its documented
+    form is a CheckpointError (a crafted file must not fail with a TypeError deep inside)."""
     if isinstance(node, list):
         return [_decode(v, arrays, source) for v in node]
     if not isinstance(node, dict):
         return node
     if "$array" in node:
         name = node["$array"]
-        if name not in arrays:
+        if not isinstance(name, str) or name not in arrays:
             raise CheckpointError(f"{source}: the metadata refers to an array {name!r} that the file "
                                   "does not contain")
         return arrays[name]
     if "$tuple" in node:
-        return tuple(_decode(v, arrays, source) for v in node["$tuple"])
+        items = node["$tuple"]
+        if not isinstance(items, list):
+            raise _malformed(source, f"a $tuple marker holds a {type(items).__name__}, not a list")
+        return tuple(_decode(v, arrays, source) for v in items)
     if "$dict" in node:
-        return {k: _decode(v, arrays, source) for k, v in node["$dict"]}
+        pairs = node["$dict"]
+        if not isinstance(pairs, list) or not all(
+                isinstance(p, list) and len(p) == 2 and isinstance(p[0], (str, int)) and not isinstance(p[0], bool)
+                for p in pairs):
+            raise _malformed(source, "a $dict marker is not a list of [key, value] pairs with str or int keys")
+        return {k: _decode(v, arrays, source) for k, v in pairs}
     return {k: _decode(v, arrays, source) for k, v in node.items()}
+
+
+def _malformed(source: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"{source}: the metadata entry {_TREE_KEY!r} is malformed ({problem}); "
+                           "the file was not written by st.save or was altered")
 
 
 # ---------------------------------------------------------------------------
@@ -157,24 +172,34 @@ def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file beside it, flush, fsync,
     then ``os.replace`` over ``path``. A failure at any point leaves an existing
     ``path`` untouched and removes the temporary file. (Also used for the JSON
-    files of a training run.)"""
+    files of a training run.)
+
+    Raises:
+        OSError: the folder is missing, read-only or full (the errno is kept, so
+            e.g. a PermissionError stays one); the message names ``path``.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     # os.open with mode 0o666 lets the umask decide the permissions, as for any new file
     # (tempfile.mkstemp would make every checkpoint readable by its owner only)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise _write_error(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _write_error(exc, path) from exc
         raise
     try:                                 # make the rename itself durable (POSIX)
         dir_fd = os.open(folder, os.O_RDONLY)
@@ -186,6 +211,13 @@ def atomic_write_bytes(path, data: bytes) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def _write_error(exc: OSError, path: str) -> OSError:
+    """``exc`` restated with the file it was about (not the temporary name) and what survived."""
+    message = (f"cannot write {path}: {exc.strerror or exc}; "
+               f"{'the file there is left as it was' if os.path.exists(path) else 'nothing was written'}")
+    return OSError(exc.errno, message) if exc.errno is not None else OSError(message)
 
 
 # ---------------------------------------------------------------------------
@@ -228,7 +260,7 @@ def _read_header(raw: bytes, source: str) -> dict:
         raise _fail(source, "the header does not start with '{' (not a JSON header)")
     try:
         header = json.loads(raw[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _fail(source, "the header is not valid JSON") from None
     if not isinstance(header, dict):
         raise _fail(source, "the header is not a JSON object")
@@ -248,6 +280,14 @@ def _read_header(raw: bytes, source: str) -> dict:
     return header
 
 
+def _json_entry(meta: dict, key: str, source: str):
+    """The JSON value of a metadata entry; invalid or absurdly nested JSON is a CheckpointError."""
+    try:
+        return json.loads(meta[key])
+    except (ValueError, RecursionError):
+        raise _fail(source, f"the metadata entry {key!r} is not valid JSON (or is nested too deeply)") from None
+
+
 def load(path, with_metadata: bool = False):
     """Read a file written by :func:`save` (or any safetensors file).
 
@@ -257,9 +297,11 @@ def load(path, with_metadata: bool = False):
     returns ``(obj, metadata)``.
 
     Raises:
-        FileNotFoundError: no such file.
+        OSError: the file cannot be read (FileNotFoundError, IsADirectoryError,
+            PermissionError).
         CheckpointError: (a ValueError) the file is a pickle, a zip, truncated,
             or otherwise not a valid checkpoint; nothing in it is executed.
+            These two are the only exceptions a file's content can cause.
     """
     from safetensors.numpy import load as _safetensors_load
 
@@ -273,18 +315,13 @@ def load(path, with_metadata: bool = False):
         raise _fail(source, f"the safetensors reader rejected it ({exc})") from None
     arrays = {k: (v if v.flags.writeable else v.copy()) for k, v in arrays.items()}
     meta = header.get("__metadata__", {}) or {}
-    user = None
-    if _USER_KEY in meta:
-        try:
-            user = json.loads(meta[_USER_KEY])
-        except ValueError:
-            raise _fail(source, f"the metadata entry {_USER_KEY!r} is not valid JSON") from None
+    user = _json_entry(meta, _USER_KEY, source) if _USER_KEY in meta else None
     if _TREE_KEY in meta:
+        tree = _json_entry(meta, _TREE_KEY, source)
         try:
-            tree = json.loads(meta[_TREE_KEY])
-        except ValueError:
-            raise _fail(source, f"the metadata entry {_TREE_KEY!r} is not valid JSON") from None
-        obj = _decode(tree, arrays, source)
+            obj = _decode(tree, arrays, source)
+        except RecursionError:
+            raise _malformed(source, "nested too deeply") from None
     else:
         # a plain safetensors file: its arrays in the order of their offsets in the file
         order = sorted((k for k in header if k != "__metadata__"),

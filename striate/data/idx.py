@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import math
 import os
 import tempfile
@@ -49,6 +50,7 @@ _CODE_OF = {dtype.newbyteorder("="): code for code, (_, dtype) in _TYPES.items()
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
+_SLACK = 1 << 20       # bytes of gzip content read beyond the declared length
 
 
 class IDXError(ValueError):
@@ -106,19 +108,17 @@ def read_idx(path: PathLike, expect_ndim: int | None = None, expect_dtype=None,
 
     data = path.read_bytes()
     compressed = data[:2] == _GZIP_MAGIC
-    if compressed:
-        try:
-            content = gzip.decompress(data)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise IDXError(f"{path}: truncated or corrupt gzip stream ({exc})") from None
-    else:
-        content = data
+    content = _gunzip(data, path) if compressed else data
     what = "decompressed content" if compressed else "file"
 
     header = _parse_header(content, path, what, expect_ndim, expect_dtype, expect_shape)
     dims = _dims(header)
     dtype = _TYPES[header[2]][1]
     expected_len = len(header) + math.prod(dims) * dtype.itemsize
+    if compressed and len(content) > expected_len + _SLACK:
+        raise IDXError(f"{path}: the decompressed content is longer than its header declares: expected "
+                       f"{expected_len} bytes, got more than {expected_len + _SLACK} (decompression stopped "
+                       f"there; not an IDX file, or one that inflates without end)")
     if len(content) != expected_len:
         raise IDXError(_length_message(path, what, header, dims, dtype, len(content)))
     if accepted:
@@ -129,6 +129,29 @@ def read_idx(path: PathLike, expect_ndim: int | None = None, expect_dtype=None,
         items = items.byteswap().view(items.dtype.newbyteorder())
         items.flags.writeable = False
     return items.reshape(dims)
+
+
+def _gunzip(data: bytes, path: Path) -> bytes:
+    """The decompressed content, inflating no further than the IDX header inside declares.
+
+    A small file can inflate to gigabytes (a "decompression bomb"); reading only
+    the declared length plus ``_SLACK`` bytes (then the caller's length check
+    fails) keeps memory bounded by what the header promises. A stream of the
+    right length is read to its end, so its CRC is checked as usual.
+    """
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+            content = gz.read(4)
+            limit = _SLACK                            # not an IDX header: no need to read much
+            if len(content) == 4 and content[:2] == b"\0\0" and content[2] in _TYPES:
+                content += gz.read(4 * content[3])
+                if len(content) == 4 + 4 * content[3]:
+                    limit = len(content) + math.prod(_dims(content)) * _TYPES[content[2]][1].itemsize + _SLACK
+            # deflate inflates at most about 1032:1, so a header declaring more is cut to that
+            limit = min(limit, 1032 * len(data) + _SLACK)
+            return content + gz.read(max(limit - len(content), 0) + 1)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise IDXError(f"{path}: truncated or corrupt gzip stream ({exc})") from None
 
 
 def _parse_header(content: bytes, path: Path, what: str, expect_ndim, expect_dtype, expect_shape) -> bytes:

@@ -14,14 +14,20 @@ instead of fading away when the picture is shrunk.
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["ImageError", "load_image", "to_grayscale", "mnist_style", "MAX_PIXELS"]
+__all__ = ["ImageError", "load_image", "to_grayscale", "mnist_style", "MAX_PIXELS", "FORMATS"]
 
 MAX_PIXELS = 64_000_000   # larger images are refused before they are decoded
+# The formats load_image opens: common raster formats whose decoders are built into
+# Pillow. Others are refused, EPS above all (Pillow renders it by running Ghostscript
+# on the file's PostScript, a program from the file).
+FORMATS = ("PNG", "JPEG", "BMP", "DIB", "GIF", "TIFF", "WEBP", "PPM", "TGA", "ICO")
 _MNIST_STROKE = 2.5       # typical stroke width of an MNIST digit, in pixels of the 28×28 field
 _WORK_SIZE = 4            # a crop is max-pooled down to about this many times the box before thickening
 
@@ -34,7 +40,8 @@ def load_image(path: str | os.PathLike, mode: str = "L") -> np.ndarray:
     """Read an image file as float32 in [0, 1].
 
     Args:
-        path: any format Pillow reads (PNG, JPEG, BMP, GIF, TIFF, WebP, ...).
+        path: a PNG, JPEG, BMP, GIF, TIFF, WebP, PPM/PGM, TGA or ICO file
+            (``FORMATS``); other formats are refused, whatever the file is called.
         mode: "L" for grayscale (H, W), "RGB" for colour (H, W, 3).
 
     Grayscale, RGB, RGBA, palette, 1-bit and 16-bit images are all accepted:
@@ -55,34 +62,54 @@ def load_image(path: str | os.PathLike, mode: str = "L") -> np.ndarray:
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: the file is empty (expected a PNG, JPEG or other image)")
     try:
-        with Image.open(path) as img:
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ImageError(f"{path}: image is {w}×{h} = {w * h:,} pixels; "
-                                 f"at most {MAX_PIXELS:,} are accepted")
-            if w == 0 or h == 0:
-                raise ImageError(f"{path}: image has no pixels ({w}×{h})")
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            array = _decode(img, mode)
+        with warnings.catch_warnings():
+            # Pillow warns about (and above twice its limit refuses) very large images
+            # while opening them: MAX_PIXELS below is the limit that applies here. Its
+            # other warnings (a damaged EXIF block, a TIFF tag past the end) concern
+            # damage that either decodes fine or fails below with a clear error.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            with Image.open(path, formats=FORMATS) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"{path}: image is {w}×{h} = {w * h:,} pixels; "
+                                     f"at most {MAX_PIXELS:,} are accepted")
+                if w == 0 or h == 0:
+                    raise ImageError(f"{path}: image has no pixels ({w}×{h})")
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                array = _decode(img, mode, path)
     except ImageError:
         raise
     except PermissionError as exc:
         raise ImageError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{path}: not a readable image (expected PNG, JPEG, BMP, GIF, TIFF or WebP): "
-                         f"{exc}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: the image is too large ({exc}); at most {MAX_PIXELS:,} pixels "
+                         f"are accepted") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a readable image (expected PNG, JPEG, BMP, GIF, TIFF, WebP, PPM, "
+                         f"TGA or ICO)") from None
+    except MemoryError:
+        raise ImageError(f"{path}: not enough memory to decode this image") from None
+    except _DECODE_ERRORS as exc:
         raise ImageError(f"{path}: the image data is damaged or truncated ({exc})") from None
     return array
 
 
-def _decode(img, mode: str) -> np.ndarray:
+# What Pillow can raise for damaged data: mostly OSError, but its header parsers can let
+# an unpacking or indexing error through on a mangled file; each is a damaged image here.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError, KeyError,
+                  struct.error, ZeroDivisionError, OverflowError, AttributeError)
+
+
+def _decode(img, mode: str, path: Path) -> np.ndarray:
     """Pillow image → float32 array in [0, 1], transparency flattened."""
     from PIL import Image
 
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         raw = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(raw).all():
+            raise ImageError(f"{path}: the image holds NaN or infinite values")
         if img.mode.startswith("I;16"):
             top = 65535.0
         elif img.mode == "I":       # 32-bit integers: a 16-bit PNG read by an older Pillow lands here
@@ -167,11 +194,15 @@ def _mnist_style(image, size: int, box: int, threshold: float) -> np.ndarray:
 
     if not (isinstance(size, int) and isinstance(box, int) and 1 <= box <= size):
         raise ValueError(f"mnist_style: expected ints 1 <= box <= size, got box={box!r}, size={size!r}")
-    gray = to_grayscale(image)
+    with np.errstate(over="ignore", invalid="ignore"):      # non-finite values are refused just below
+        gray = to_grayscale(image)
     if gray.size == 0:
         raise ImageError("the image is empty (no pixels)")
     if not np.isfinite(gray).all():
         raise ImageError("the image holds NaN or infinite values")
+    extent = float(np.abs(gray).max())
+    if extent > 1e30:                  # differences of such values would overflow float32
+        gray = gray / np.float32(extent)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if np.median(border) > 0.5:                 # dark ink on light paper: make it light on dark
         gray = 1.0 - gray

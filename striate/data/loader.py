@@ -135,6 +135,16 @@ class DataLoader:
         y = self.labels[index]
         return x, (y.copy() if order is None else y)
 
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape (C, H, W) of one sample as the batches hold it (after the transform).
+
+        Found by preparing the first image alone, so it costs one image, not one batch.
+        """
+        x = to_float(self.images[:1])                           # (1, C, H, W)
+        if self.transform is not None:
+            x = np.asarray(self.transform(x.copy(), self.batch_rng(0, 0)))
+        return tuple(x.shape[1:])
+
     # -- iteration ---------------------------------------------------------------
 
     def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -20,9 +20,22 @@ __all__ = ["IntPair", "Padding", "pair", "positive_pair", "nonnegative_pair",
 
 
 def to_tensor(x, op: str, name: str = "input") -> Tensor:
-    """``as_tensor`` with a clear error for things that are not arrays of numbers."""
+    """``as_tensor`` with a clear error for things that are not arrays of numbers.
+
+    An integer or bool array keeps its dtype, so that ``check_float`` refuses it
+    (as PyTorch does) instead of it being silently converted; complex, object and
+    string arrays, and None, are refused here.
+    """
     if isinstance(x, Tensor):
         return x
+    if x is None:
+        raise TypeError(f"{op} expects {name} as a Tensor or array, got None")
+    if isinstance(x, (np.ndarray, np.generic)):
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{op} expects {name} as an array of real numbers (float32 or float64), "
+                            f"got an array of dtype {x.dtype}")
+        if x.dtype.kind != "f":
+            return as_tensor(x, dtype=x.dtype)
     try:
         return as_tensor(x)
     except TypeError as exc:

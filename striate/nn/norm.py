@@ -7,6 +7,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from .. import functional as F
+from ..functional._utils import to_tensor
 from .module import Module, Parameter, _float_arg, _int_arg
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "LocalResponseNorm"]
@@ -73,6 +74,7 @@ class _BatchNorm(Module):
                 self.bias.data[...] = 0
 
     def forward(self, x):
+        x = to_tensor(x, type(self).__name__)
         shape = tuple(x.shape)
         if len(shape) not in self._layouts or shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}) expects input "

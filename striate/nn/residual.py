@@ -6,6 +6,7 @@ of their own: the input's gradient is the sum over the paths it feeds.
 from __future__ import annotations
 
 from .. import functional as F
+from ..functional._utils import to_tensor
 from .module import Module
 
 __all__ = ["Residual", "Concat"]
@@ -31,6 +32,7 @@ class Residual(Module):
         self.shortcut = shortcut
 
     def forward(self, x):
+        x = to_tensor(x, "Residual")
         y = self.body(x)
         skip = x if self.shortcut is None else self.shortcut(x)
         if tuple(y.shape) != tuple(skip.shape):

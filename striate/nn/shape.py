@@ -1,10 +1,12 @@
 """Layers that only move data around: flattening, reshaping, padding."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import functional as F
-from ..tensor import as_tensor
+from ..functional._utils import to_tensor
 from .module import Module, _float_arg
 
 __all__ = ["Flatten", "Unflatten", "ZeroPad2d", "ConstantPad2d"]
@@ -51,11 +53,16 @@ class Unflatten(Module):
             raise ValueError(f"Unflatten: sizes must be positive, with at most one -1, got {self.sizes}")
 
     def forward(self, x):
-        x = as_tensor(x)
+        x = to_tensor(x, "Unflatten")
         shape = tuple(x.shape)
         if not -len(shape) <= self.dim < len(shape):
             raise ValueError(f"Unflatten: dim={self.dim} is out of range for input {shape}")
         dim = self.dim % len(shape)
+        known = math.prod(s for s in self.sizes if s != -1)
+        n = shape[dim]
+        if (n % known) if -1 in self.sizes else (n != known):
+            raise ValueError(f"Unflatten: axis {dim} of input {shape} has {n} elements, which cannot be "
+                             f"split into {self.sizes}")
         return x.reshape(shape[:dim] + self.sizes + shape[dim + 1:])
 
     def extra_repr(self) -> str:
