@@ -3,13 +3,17 @@
 >>> import striate as st
 >>> import striate.functional as F
 >>> from striate import nn, optim
+>>> model = st.models.get("lenet5")
 """
 from .tensor import Tensor, tensor, as_tensor, no_grad, enable_grad, is_grad_enabled
 from .gradcheck import gradcheck, GradcheckError
-from . import functional, random
 from .random import manual_seed
-
-__version__ = "0.1.0"
-from . import nn, optim
 from .serialization import save, load, CheckpointError
 from .summary import summary
+from . import functional, random, nn, optim, data, models
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck",
+           "GradcheckError", "manual_seed", "save", "load", "CheckpointError", "summary",
+           "functional", "random", "nn", "optim", "data", "models"]
