@@ -84,6 +84,8 @@ def array_module(*arrays):
     for a in arrays:
         if isinstance(a, Tensor):
             a = a.data
+        if type(a) is np.ndarray:            # the common case, answered without string work
+            continue
         module = type(a).__module__.split(".")[0]
         if module == "cupy":  # pragma: no cover - no GPU array library in the test suite
             import cupy
@@ -297,6 +299,7 @@ class Tensor:
 
         order = _topological_order(self)
         grads = {id(self): grad}
+        del grad                      # the root gradient lives on in ``grads`` only
         for node in order:
             g = grads.pop(id(node), None)
             if g is None:
@@ -309,9 +312,11 @@ class Tensor:
                 raise RuntimeError("backward through a graph that was already freed; "
                                    "call backward(retain_graph=True) the first time")
             parent_grads = node._backward(g)
+            del g
             if len(parent_grads) != len(node._parents):
                 raise RuntimeError(f"op {node._op!r} returned {len(parent_grads)} gradients "
                                    f"for {len(node._parents)} inputs")
+            pg = None
             for parent, pg in zip(node._parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
@@ -329,6 +334,7 @@ class Tensor:
                     grads[key] = grads[key] + pg
                 else:
                     grads[key] = pg
+            del parent_grads, pg      # so that ``grads`` holds the only reference
             if not retain_graph:
                 node._backward = None
                 node._parents = ()

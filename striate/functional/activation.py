@@ -26,12 +26,35 @@ def relu(x) -> Tensor:
     Shape: x any shape; out the same.
     """
     x = _float_input(x, "relu")
-    positive = x.data > 0                             # kept for backward: 1 byte per element
+    out = _clamp_at_zero(x.data)
 
     def backward(g):                                  # g = dL/dout
-        return (g * positive,)                        # dL/dx: passes where x > 0
-    # maximum, not where(): branch-free, several times faster on random signs
-    return Tensor.from_op(array_module(x.data).maximum(x.data, 0), (x,), backward, "relu")
+        # x > 0 exactly where out > 0: the mask is made here, from the output (which the
+        # next layer keeps anyway), so inference never makes it
+        return (g * (out > 0),)                       # dL/dx: passes where x > 0
+    return Tensor.from_op(out, (x,), backward, "relu")
+
+
+_ZERO_ROW_MAX = 1 << 14     # longest row of zeros _clamp_at_zero compares against
+
+
+def _clamp_at_zero(a):
+    """max(a, 0), elementwise, as a new array.
+
+    ``maximum``, not ``where``: branch-free, several times faster on random signs. And
+    against a row of zeros broadcast over the leading axes rather than the scalar 0:
+    NumPy's vectorised loop for ``maximum`` wants two array operands, and with a scalar
+    runs 2–3 times slower (measured on float32, NumPy 2.4).
+    """
+    xp = array_module(a)
+    row = 1
+    for n in reversed(a.shape):                       # the trailing axes, up to _ZERO_ROW_MAX values
+        if row * n > _ZERO_ROW_MAX:
+            break
+        row *= n
+    if row < 16 or not a.flags.c_contiguous:
+        return xp.maximum(a, 0)
+    return xp.maximum(a.reshape(-1, row), xp.zeros(row, dtype=a.dtype)).reshape(a.shape)
 
 
 def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:

@@ -1,14 +1,14 @@
-"""Convolutions: ``conv2d``, ``conv_transpose2d`` and ``conv2d_fused``, each one big matrix product.
+"""Convolutions: ``conv2d``, ``conv_transpose2d`` and ``conv2d_fused``, each a few large matrix products.
 
 Letters used throughout: N batch, C input channels, K output channels (kernels), H×W input
 size, kh×kw kernel, sh×sw stride, dh×dw dilation, OH×OW output size, g groups.
 
 Every output pixel of a convolution is the dot product of a kernel with one window of the
-padded input. Copying all the windows into the columns of one matrix (im2col),
+padded input. Copying all the windows into the columns of a matrix (im2col),
 
     cols[(c, i, j), (n, oh, ow)] = x_pad[n, c, oh·sh + i·dh, ow·sw + j·dw]      (C·kh·kw, N·OH·OW)
 
-turns the whole convolution into a single matrix product with the kernels laid out as rows,
+turns the whole convolution into a matrix product with the kernels laid out as rows,
 
     out = W (K, C·kh·kw) @ cols                                                  (K, N·OH·OW)
 
@@ -16,16 +16,29 @@ and its backward into two more with the same matrices: dW = dout @ colsᵀ, and
 dcols = Wᵀ @ dout, whose entries col2im adds back onto the pixels they were copied from.
 With groups the same products are batched over a leading group axis. A transposed
 convolution uses the same pieces in the other order: its forward is conv2d's input
-gradient, its backward an im2col.
+gradient, its backward a conv2d and a weight gradient.
 
-The matrices keep the channel axis first (rows are channels or kernels, columns are the
-N·OH·OW output positions), so a single transpose at the end, a copy the size of the
-output and small next to the columns, returns (N, K, OH, OW). The order of the positions
-(batch second or batch last) is chosen per call so the copies move long runs; see below.
+How the work is laid out, for speed (the arithmetic is the same whatever the layout):
+
+- The batch is cut into chunks of a few images, so that one chunk's columns (kh·kw times
+  the chunk's input) fit in the processor's L2 cache: im2col writes them there, the matrix
+  product reads them from there, and they never travel to main memory. The columns are
+  not kept for backward; backward copies them again, chunk by chunk, which costs less
+  than storing and re-reading the full matrix (and keeps training memory small).
+- The columns and other per-chunk temporaries live in a small per-thread workspace that
+  is reused from call to call, instead of fresh arrays that the allocator would hand back
+  to the operating system and fault in again at every step.
+- Images are kept in one of two layouts inside (permutations of N, C, H, W). Batch first,
+  (N, C, H, W) itself, with one matrix product per image writing straight into the
+  (N, K, OH, OW) output: no transposes. Or batch last, (C, H, W, N), with one product per
+  chunk: the window copies then move runs of OW·N values rather than OW, which is what
+  small maps (LeNet's 10×10) need, at the price of transposing each chunk in and out.
+  The output width decides (``_SHORT_ROW``).
 """
 from __future__ import annotations
 
 import math
+import threading
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -41,19 +54,14 @@ _FUSIONS = ("sum", "concat", "product")
 
 
 # ---------------------------------------------------------------------------
-# the primitives: windows as columns, and back
-#
-# Inside, images are kept channel first, in one of two layouts (permutations of the
-# axes N, C, H, W): (C, N, H, W), or (C, H, W, N) with the batch last. The window copies
-# move runs of values that are contiguous in memory: one output row (OW values) in the
-# first layout, a row times the batch (OW·N values, when sw is 1) in the second. Long runs
-# copy at memory speed, short ones pay numpy's per-run overhead, so small images (short
-# rows: LeNet's 10×10 maps) use batch last; large ones batch second, whose transposes
-# back to (N, C, H, W) move whole rows rather than single values.
+# the primitives: windows as columns, and back, one chunk of images at a time
 
-_BATCH_SECOND = (1, 0, 2, 3)   # (C, N, H, W)
+_BATCH_FIRST = (0, 1, 2, 3)    # (N, C, H, W)
 _BATCH_LAST = (1, 2, 3, 0)     # (C, H, W, N)
 _SHORT_ROW = 16                # output rows shorter than this use batch last
+_CHUNK_BYTES = 1 << 21         # columns per chunk (measured best from 1 to 4 MiB)
+_MIN_COLUMNS = 2048            # batch last, the fewest columns a chunk's products should have
+_SCRATCH_LIMIT = 32 << 20      # a temporary larger than this is allocated afresh, not kept
 
 
 class _Geometry(NamedTuple):
@@ -64,31 +72,68 @@ class _Geometry(NamedTuple):
     pads: tuple[int, int, int, int]  # top, bottom, left, right
     out_size: tuple[int, int]        # OH, OW: windows down and across
     groups: int
-    order: tuple[int, int, int, int]  # the internal layout, _BATCH_SECOND or _BATCH_LAST
+    order: tuple[int, int, int, int]  # the internal layout, _BATCH_FIRST or _BATCH_LAST
 
 
 def _make_geometry(kernel, stride, dilation, pads, out_size, groups) -> _Geometry:
-    order = _BATCH_LAST if out_size[1] < _SHORT_ROW else _BATCH_SECOND
+    order = _BATCH_LAST if out_size[1] < _SHORT_ROW else _BATCH_FIRST
     return _Geometry(kernel, stride, dilation, pads, out_size, groups, order)
 
 
-def _positions(geo: _Geometry, N: int) -> tuple[int, int, int]:
-    """The column axes of the matrices in the internal order: (N, OH, OW) or (OH, OW, N)."""
-    count = {0: N, 2: geo.out_size[0], 3: geo.out_size[1]}
-    return tuple(count[axis] for axis in geo.order[1:])
+class _Workspace(threading.local):
+    """Arrays reused across calls for temporaries that never leave a convolution call."""
+
+    def __init__(self):
+        self.arrays = {}
 
 
-def _padded_interior(geo: _Geometry, H: int, W: int) -> tuple[slice, ...]:
-    """Index of the unpadded image inside a padded internal array."""
+_workspace = _Workspace()
+
+
+def _scratch(name: str, shape, dtype, xp=np):
+    """An uninitialised array of ``shape`` for the temporary ``name``, reused from call to call.
+
+    Each name holds one buffer per thread, grown to the largest size asked for; the caller
+    must be done with it before asking for the same name again, and must never return it.
+    """
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    if size * dtype.itemsize > _SCRATCH_LIMIT:
+        return xp.empty(shape, dtype=dtype)
+    key = (name, dtype, xp.__name__)
+    flat = _workspace.arrays.get(key)
+    if flat is None or flat.size < size:
+        flat = _workspace.arrays[key] = xp.empty(size, dtype=dtype)
+    return flat[:size].reshape(shape)
+
+
+def _chunks(N: int, C: int, geo: _Geometry, itemsize: int):
+    """(start, stop) of each chunk of images.
+
+    A chunk's columns should fit ``_CHUNK_BYTES``. Batch last, a chunk's images also make
+    the matrix products' long side (n·OH·OW columns), and products with fewer than
+    ``_MIN_COLUMNS`` columns run well below the BLAS's speed: there the chunk grows to
+    reach that many, cache or not (AlexNet's 13×13 layers).
+    """
+    (kh, kw), (OH, OW) = geo.kernel, geo.out_size
+    per_image = C * kh * kw * OH * OW * itemsize
+    step = max(1, _CHUNK_BYTES // max(per_image, 1))
+    if geo.order == _BATCH_LAST:
+        step = max(step, -(-_MIN_COLUMNS // (OH * OW)))
+    return [(s, min(s + step, N)) for s in range(0, N, step)]
+
+
+def _padded_shape(geo: _Geometry, n: int, C: int, H: int, W: int) -> tuple[int, ...]:
+    top, bottom, left, right = geo.pads
+    size = {0: n, 1: C, 2: H + top + bottom, 3: W + left + right}
+    return tuple(size[axis] for axis in geo.order)
+
+
+def _interior(geo: _Geometry, H: int, W: int) -> tuple[slice, ...]:
+    """Index of the unpadded images inside a padded internal array."""
     top, _, left, _ = geo.pads
     where = {0: slice(None), 1: slice(None), 2: slice(top, top + H), 3: slice(left, left + W)}
     return tuple(where[axis] for axis in geo.order)
-
-
-def _padded_shape(geo: _Geometry, N: int, C: int, H: int, W: int) -> tuple[int, ...]:
-    top, bottom, left, right = geo.pads
-    size = {0: N, 1: C, 2: H + top + bottom, 3: W + left + right}
-    return tuple(size[axis] for axis in geo.order)
 
 
 def _to_nchw_order(geo: _Geometry) -> tuple[int, ...]:
@@ -96,95 +141,169 @@ def _to_nchw_order(geo: _Geometry) -> tuple[int, ...]:
     return tuple(geo.order.index(axis) for axis in range(4))
 
 
-def _im2col(x, geo: _Geometry):
-    """All kernel windows of ``x`` as the columns of one matrix, made with a single copy.
+def _padded(x, geo: _Geometry):
+    """A chunk x (n, C, H, W) in the internal layout with its zero padding.
 
-    x (N, C, H, W) -> cols (g, C/g·kh·kw, positions), the N·OH·OW positions in the internal
-    order, with
-
-        cols[group, (c, i, j), (n, oh, ow)] = x_pad[n, group·C/g + c, oh·sh + i·dh, ow·sw + j·dw]
+    x itself when that is already the case (batch first, no padding), else a workspace copy.
     """
-    xp = array_module(x)
-    N, C, H, W = x.shape
-    (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
     inner = x.transpose(geo.order)                                        # a view
-    # The window copy moves runs along the last internal axis: give it contiguous ones.
-    if any(geo.pads) or inner.strides[-1] != inner.itemsize:
-        padded = xp.zeros(_padded_shape(geo, N, C, H, W), dtype=x.dtype)
-        padded[_padded_interior(geo, H, W)] = inner                       # pad and reorder: one copy
-    else:
-        padded = inner
-    stride = dict(zip(geo.order, padded.strides))                         # bytes per step along N, C, H, W
-    step = {0: stride[0], 2: sh * stride[2], 3: sw * stride[3]}           # from one window to the next
-    # A view, no copy: windows[c, i, j, (positions)] = padded[n, c, oh·sh + i·dh, ow·sw + j·dw].
-    windows = xp.lib.stride_tricks.as_strided(
-        padded, shape=(C, kh, kw) + _positions(geo, N),
-        strides=(stride[1], dh * stride[2], dw * stride[3]) + tuple(step[a] for a in geo.order[1:]),
-        writeable=False)
-    OH, OW = geo.out_size
-    return windows.reshape(geo.groups, C // geo.groups * kh * kw, N * OH * OW)   # the copy
+    if not any(geo.pads) and geo.order == _BATCH_FIRST:
+        return inner
+    n, C, H, W = x.shape
+    padded = _scratch("padded", _padded_shape(geo, n, C, H, W), x.dtype, array_module(x))
+    top, _, left, _ = geo.pads
+    h_axis, w_axis = geo.order.index(2), geo.order.index(3)
+    for axis, before, size in ((h_axis, top, H), (w_axis, left, W)):      # zero the border only
+        edge = [slice(None)] * 4
+        edge[axis] = slice(0, before)
+        padded[tuple(edge)] = 0
+        edge[axis] = slice(before + size, None)
+        padded[tuple(edge)] = 0
+    padded[_interior(geo, H, W)] = inner                                  # pad and reorder: one copy
+    return padded
 
 
-def _col2im(cols, x_shape, geo: _Geometry):
+def _window_axes(geo: _Geometry, n: int, C: int) -> tuple[int, ...]:
+    """The shape of the columns before they are flattened into matrices:
+    (n, C, kh, kw, OH, OW) batch first, (C, kh, kw, OH, OW, n) batch last."""
+    (kh, kw), (OH, OW) = geo.kernel, geo.out_size
+    if geo.order == _BATCH_FIRST:
+        return (n, C, kh, kw, OH, OW)
+    return (C, kh, kw, OH, OW, n)
+
+
+def _matrix_shape(geo: _Geometry, n: int, rows: int) -> tuple[int, ...]:
+    """Matrices with ``rows`` rows per group (C/g·kh·kw for columns, K/g for outputs):
+    (n, g, rows, OH·OW) batch first, (g, rows, OH·OW·n) batch last."""
+    g, (OH, OW) = geo.groups, geo.out_size
+    if geo.order == _BATCH_FIRST:
+        return (n, g, rows, OH * OW)
+    return (g, rows, OH * OW * n)
+
+
+def _im2col(padded, geo: _Geometry, C: int):
+    """All kernel windows of a padded chunk as the columns of matrices, made with one copy.
+
+    padded: a chunk in the internal layout (from ``_padded``). Returns, in the workspace,
+    cols (n, g, C/g·kh·kw, OH·OW) batch first or (g, C/g·kh·kw, OH·OW·n) batch last, with
+
+        cols[group, (c, i, j), (oh, ow)] of image n = x_pad[n, group·C/g + c, oh·sh + i·dh, ow·sw + j·dw]
+    """
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    stride = dict(zip(geo.order, padded.strides))                        # bytes per step along N, C, H, W
+    n = padded.shape[geo.order.index(0)]
+    shape = _window_axes(geo, n, C)
+    if geo.order == _BATCH_FIRST:                                         # (n, C, kh, kw, OH, OW)
+        steps = (stride[0], stride[1], dh * stride[2], dw * stride[3], sh * stride[2], sw * stride[3])
+    else:                                                                 # (C, kh, kw, OH, OW, n)
+        steps = (stride[1], dh * stride[2], dw * stride[3], sh * stride[2], sw * stride[3], stride[0])
+    xp = array_module(padded)
+    windows = xp.lib.stride_tricks.as_strided(padded, shape=shape, strides=steps, writeable=False)
+    cols = _scratch("cols", shape, padded.dtype, xp)
+    cols[...] = windows                                                   # the copy
+    kh, kw = geo.kernel
+    return cols.reshape(_matrix_shape(geo, n, C // geo.groups * kh * kw))
+
+
+def _col2im(dcols, geo: _Geometry, n: int, C: int, H: int, W: int):
     """The adjoint of ``_im2col``: add every column entry back onto the pixel it came from.
 
-    cols (g, C/g·kh·kw, positions) -> (N, C, H, W); a pixel that lies in several windows
-    receives the sum of their entries. One whole-array strided add per kernel offset.
+    dcols (matrices as ``_im2col`` returns them) -> the padded chunk gradient in the internal
+    layout (workspace). A pixel that lies in several windows receives the sum of their
+    entries. One whole-array strided add per kernel offset.
     """
-    xp = array_module(cols)
-    N, C, H, W = x_shape
     (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
     OH, OW = geo.out_size
-    blocks = cols.reshape((C, kh, kw) + _positions(geo, N))
-    padded = xp.zeros(_padded_shape(geo, N, C, H, W), dtype=cols.dtype)
+    blocks = dcols.reshape(_window_axes(geo, n, C))
+    padded = _scratch("dpadded", _padded_shape(geo, n, C, H, W), dcols.dtype, array_module(dcols))
+    padded.fill(0)
     h_axis, w_axis = geo.order.index(2), geo.order.index(3)
+    tap = [slice(None)] * blocks.ndim                                     # picks offset (i, j) of blocks
+    i_axis = 2 if geo.order == _BATCH_FIRST else 1
     window = [slice(None)] * 4
     for i in range(kh):
         window[h_axis] = slice(i * dh, i * dh + (OH - 1) * sh + 1, sh)
+        tap[i_axis] = i
         for j in range(kw):
             window[w_axis] = slice(j * dw, j * dw + (OW - 1) * sw + 1, sw)
-            padded[tuple(window)] += blocks[:, i, j]                      # (C, positions)
-    image = padded[_padded_interior(geo, H, W)].transpose(_to_nchw_order(geo))
-    return xp.ascontiguousarray(image)
+            tap[i_axis + 1] = j
+            padded[tuple(window)] += blocks[tuple(tap)]
+    return padded
 
 
-def _group_matrix(a, groups: int, geo: _Geometry):
-    """(N, C, H, W) -> (g, C/g, positions), the layout of the matrices (a copy, or a view if N is 1)."""
-    N, C, H, W = a.shape
-    return a.transpose(geo.order).reshape(groups, C // groups, N * H * W)
+def _output_matrix(a, geo: _Geometry):
+    """An (n, K, OH, OW) chunk as matrices (``_matrix_shape`` with K/g rows).
+
+    Batch first this is a view; batch last a transposed copy in the workspace.
+    """
+    n, K = a.shape[:2]
+    shape = _matrix_shape(geo, n, K // geo.groups)
+    if geo.order == _BATCH_FIRST:
+        return a.reshape(shape)
+    out = _scratch("gmat", shape, a.dtype, array_module(a))
+    out.reshape(K, *a.shape[2:], n)[...] = a.transpose(1, 2, 3, 0)      # (K, OH, OW, n)
+    return out
 
 
-def _to_nchw(out, geo: _Geometry, N: int, bias=None):
-    """(…, positions) channel-first result -> a fresh C-contiguous (N, K, OH, OW), bias added."""
-    xp = array_module(out)
-    channels = math.prod(out.shape[:-1])
-    out = out.reshape((channels,) + _positions(geo, N)).transpose(_to_nchw_order(geo))  # a view
-    result = xp.empty(out.shape, dtype=out.dtype)
-    if bias is None:
-        result[...] = out
-    else:
-        xp.add(out, bias.reshape(1, -1, 1, 1), out=result)              # reorder and add in one pass
-    return result
-
-
-def _conv_forward(x, wmat, geo: _Geometry):
-    """x (N, C, H, W), wmat (g, K/g, C/g·kh·kw) -> out (g, K/g, positions), cols."""
-    cols = _im2col(x, geo)
-    return array_module(x).matmul(wmat, cols), cols
-
-
-def _conv_input_grad(gmat, wmat, x_shape, geo: _Geometry):
-    """dL/dx from gmat = dL/dout (g, K/g, positions): dcols = Wᵀ @ gmat, then col2im -> (N, C, H, W)."""
-    dcols = array_module(gmat).matmul(wmat.swapaxes(1, 2), gmat)    # (g, C/g·kh·kw, positions)
-    return _col2im(dcols, x_shape, geo)
+def _conv_forward(x, wmat, geo: _Geometry, bias=None):
+    """x (N, C, H, W), wmat (g, K/g, C/g·kh·kw), bias (K,) or None -> a fresh out (N, K, OH, OW)."""
+    xp = array_module(x)
+    N, C = x.shape[:2]
+    g, Kg, _ = wmat.shape
+    OH, OW = geo.out_size
+    out = xp.empty((N, g * Kg, OH, OW), dtype=x.dtype)
+    b = None if bias is None else bias.reshape(1, -1, 1, 1)
+    for s, e in _chunks(N, C, geo, x.itemsize):
+        cols = _im2col(_padded(x[s:e], geo), geo, C)
+        if geo.order == _BATCH_FIRST:                       # one product per image, straight into out
+            xp.matmul(wmat, cols, out=out[s:e].reshape(_matrix_shape(geo, e - s, Kg)))
+            if b is not None:
+                out[s:e] += b
+        else:                                               # (K, OH, OW, n) -> (n, K, OH, OW)
+            res = xp.matmul(wmat, cols, out=_scratch("res", _matrix_shape(geo, e - s, Kg), x.dtype, xp))
+            res = res.reshape(g * Kg, OH, OW, e - s).transpose(3, 0, 1, 2)
+            if b is None:
+                out[s:e] = res
+            else:
+                xp.add(res, b, out=out[s:e])                # reorder and add in one pass
+    return out
 
 
 def _conv_weight_grad(gmat, cols):
-    """dL/dW = gmat @ colsᵀ -> (g, K/g, C/g·kh·kw).
+    """dL/dW of one chunk: gmat @ colsᵀ summed over images -> (g, K/g, C/g·kh·kw).
 
     Computed as (cols @ gmatᵀ)ᵀ, which BLAS runs faster when K is small.
     """
-    return array_module(gmat).matmul(cols, gmat.swapaxes(1, 2)).swapaxes(1, 2)
+    dw = array_module(cols).matmul(cols, gmat.swapaxes(-1, -2))
+    if dw.ndim == 4:                                        # batch first: one product per image
+        dw = dw.sum(axis=0)
+    return dw.swapaxes(-1, -2)
+
+
+def _conv_backward(g, wmat, geo: _Geometry, x_shape, x=None, input_grad: bool = True,
+                   weight_shape=None):
+    """Gradients of a convolution from g = dL/dout (N, K, OH, OW).
+
+    Returns (dx, dW): dx (N, C, H, W) = col2im(Wᵀ @ g) when ``input_grad`` (else None), and
+    dW = g @ im2col(x)ᵀ when the input x is given (else None), of shape ``weight_shape``
+    (default (g, K/g, C/g·kh·kw)), a fresh array that owns its memory.
+    """
+    xp = array_module(g)
+    N, C, H, W = x_shape
+    dx = xp.empty(x_shape, dtype=g.dtype) if input_grad else None
+    dw = None if x is None else xp.zeros(weight_shape or wmat.shape, dtype=g.dtype)
+    dw_mat = None if x is None else dw.reshape(wmat.shape)  # a view: sums land in dw
+    wmat_t = wmat.swapaxes(1, 2)                            # (g, C/g·kh·kw, K/g)
+    for s, e in _chunks(N, C, geo, g.itemsize):
+        gmat = _output_matrix(g[s:e], geo)
+        if x is not None:
+            dw_mat += _conv_weight_grad(gmat, _im2col(_padded(x[s:e], geo), geo, C))
+        if input_grad:
+            rows = wmat_t.shape[1]
+            dcols = xp.matmul(wmat_t, gmat, out=_scratch("dcols", _matrix_shape(geo, e - s, rows), g.dtype, xp))
+            padded = _col2im(dcols, geo, e - s, C, H, W)
+            dx[s:e] = padded[_interior(geo, H, W)].transpose(_to_nchw_order(geo))
+    return dx, dw
 
 
 # ---------------------------------------------------------------------------
@@ -314,16 +433,13 @@ def _conv2d(op, x, weight, bias, stride, padding, dilation, groups) -> Tensor:
     geo = _geometry(op, (H, W), (kh, kw), stride, padding, dilation, groups)
 
     wmat = weight.data.reshape(groups, K // groups, Cg * kh * kw)          # (g, K/g, C/g·kh·kw)
-    out, cols = _conv_forward(x.data, wmat, geo)                            # (g, K/g, positions)
-    cols = cols if weight.requires_grad else None                          # only dW reads them
+    out = _conv_forward(x.data, wmat, geo, None if bias is None else bias.data)   # (N, K, OH, OW)
 
     def backward(g):                                                        # g (N, K, OH, OW)
-        gmat = _group_matrix(g, groups, geo)                                # (g, K/g, positions)
-        dx = _conv_input_grad(gmat, wmat, x.shape, geo) if x.requires_grad else None
-        dw = _conv_weight_grad(gmat, cols).reshape(weight.shape) if weight.requires_grad else None
+        dx, dw = _conv_backward(g, wmat, geo, x.shape, x=x.data if weight.requires_grad else None,
+                                input_grad=x.requires_grad, weight_shape=weight.shape)   # each only when wanted
         return _with_bias_grad(dx, dw, bias, g)
 
-    out = _to_nchw(out, geo, N, None if bias is None else bias.data)
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
@@ -396,18 +512,17 @@ def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair
     # The conv2d being transposed maps (N, K, OH, OW) to (N, C, H, W) with the same settings.
     geo = _make_geometry((kh, kw), (sh, sw), (dh, dw), (ph, ph, pw, pw), (H, W), groups)
     wmat = weight.data.reshape(groups, C // groups, Kg * kh * kw)          # (g, C/g, K/g·kh·kw)
-    out = _conv_input_grad(_group_matrix(x.data, groups, geo), wmat, (N, K, OH, OW), geo)
+    out = _conv_backward(x.data, wmat, geo, (N, K, OH, OW))[0]              # conv2d's input gradient
     if bias is not None:
         out += bias.data.reshape(1, K, 1, 1)
 
     def backward(g):                                                        # g (N, K, OH, OW)
-        cols = _im2col(g, geo)                                              # (g, K/g·kh·kw, positions)
         dx = dw = None
         if x.requires_grad:                                                 # conv2d(g, weight)
-            dx = _to_nchw(array_module(g).matmul(wmat, cols), geo, N)
-        if weight.requires_grad:                                            # (g, C/g, K/g·kh·kw)
-            xmat = _group_matrix(x.data, groups, geo)
-            dw = _conv_weight_grad(xmat, cols).reshape(weight.shape)
+            dx = _conv_forward(g, wmat, geo)
+        if weight.requires_grad:                                            # conv2d's weight gradient
+            dw = _conv_backward(x.data, wmat, geo, g.shape, x=g, input_grad=False,
+                                weight_shape=weight.shape)[1]
         return _with_bias_grad(dx, dw, bias, g)
 
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
@@ -475,33 +590,37 @@ def conv2d_fused(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0
     check_same_dtype(op, input=x, weight=weight, bias=bias)
     N, _, H, W = x.shape
     # The responses are a grouped convolution with one group per input channel: group c
-    # applies the K slices weight[:, c] to channel c alone.
+    # applies the K slices weight[:, c] to channel c alone, giving maps c·K + k.
     geo = _geometry(op, (H, W), (kh, kw), stride, padding, 1, groups=C)
+    OH, OW = geo.out_size
     wmat = weight.data.transpose(1, 0, 2, 3).reshape(C, K, kh * kw)        # (C, K, kh·kw)
-    r, cols = _conv_forward(x.data, wmat, geo)                             # r[c, k] (C, K, positions)
-    cols = cols if weight.requires_grad else None                          # only dW reads them
+    r = _conv_forward(x.data, wmat, geo).reshape(N, C, K, OH, OW)          # r[:, c, k]
+    xp = array_module(r)
 
-    def grads_from_responses(dr):                                          # dr = dL/dr (C, K, positions)
-        dx = _conv_input_grad(dr, wmat, x.shape, geo) if x.requires_grad else None
-        dw = None
-        if weight.requires_grad:                                           # (C, K, kh·kw) -> (K, C, kh, kw)
-            dw = _conv_weight_grad(dr, cols).reshape(C, K, kh, kw).transpose(1, 0, 2, 3)
-            dw = array_module(dw).ascontiguousarray(dw)
+    def grads_from_responses(dr):                                          # dr = dL/dr (N, C, K, OH, OW)
+        dr = dr.reshape(N, C * K, OH, OW)
+        dx, dw = _conv_backward(dr, wmat, geo, x.shape, x=x.data if weight.requires_grad else None,
+                                input_grad=x.requires_grad)
+        if dw is not None:                                                 # (C, K, kh·kw) -> (K, C, kh, kw)
+            dw = xp.ascontiguousarray(dw.reshape(C, K, kh, kw).transpose(1, 0, 2, 3))
         return dx, dw
 
-    b = None if bias is None else bias.data
+    b = None if bias is None else bias.data.reshape(1, -1, 1, 1)
     if concat:
-        out = _to_nchw(r.transpose(1, 0, 2), geo, N, b)                    # channel k·C + c = r[k, c]
+        out = r.transpose(0, 2, 1, 3, 4).reshape(N, K * C, OH, OW)         # channel k·C + c = r[:, c, k]
+        out = out + b if b is not None else xp.ascontiguousarray(out)
 
         def backward(g):                                                   # g (N, K·C, OH, OW)
-            dr = _group_matrix(g, K, geo).transpose(1, 0, 2)               # (C, K, positions)
+            dr = g.reshape(N, K, C, OH, OW).transpose(0, 2, 1, 3, 4)
             return _with_bias_grad(*grads_from_responses(dr), bias, g)
     else:
-        out = _to_nchw(r.prod(axis=0), geo, N, b)
+        out = r.prod(axis=1)                                               # (N, K, OH, OW)
+        if b is not None:
+            out += b
 
         def backward(g):                                                   # g (N, K, OH, OW)
-            dr = _product_of_others(r)                                     # ∂out[k]/∂r[c, k]
-            dr *= _group_matrix(g, 1, geo)                                 # × g, broadcast over c
+            dr = _product_of_others(r.swapaxes(0, 1)).swapaxes(0, 1)       # ∂out[k]/∂r[c, k]
+            dr *= g[:, None]                                               # × g, broadcast over c
             return _with_bias_grad(*grads_from_responses(dr), bias, g)
 
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)

@@ -100,43 +100,60 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
         raise ValueError(f"{op}: eps must be positive, got {eps!r}")
 
     xp = array_module(x.data)
-    axes = (0,) + tuple(range(2, x.ndim))            # every axis but C
-    per_channel = (1, C) + (1,) * (x.ndim - 2)       # (1, C, 1, 1) broadcasts over (N, C, H, W)
+    N = x.shape[0]
     n = x.size // C if C else 0                      # values per channel
+    # Every channel statistic is a reduction over N and the spatial axes: seen as
+    # (N, C, L), one einsum each, which NumPy runs far faster than mean(axis=(0, 2, 3)),
+    # and a dot product (Σ a·b) without the temporary a·b.
+    a3 = x.data.reshape(N, C, -1)                    # (N, C, L), a view when x is contiguous
+    col = (1, C, 1)                                  # per-channel values broadcast over (N, C, L)
     batch_stats = training or rm is None
     if batch_stats:
         if training and n <= 1:
             raise ValueError(f"{op} needs more than one value per channel when training, "
                              f"got input {tuple(x.shape)}")
-        mean = x.data.mean(axis=axes, keepdims=True)                  # (1, C, 1, 1)
-        xc = x.data - mean
-        var = (xc * xc).mean(axis=axes, keepdims=True)                # biased, for normalising
+        mean = xp.einsum("ncl->c", a3) / x.dtype.type(n)                   # (C,)
+        xc = a3 - mean.reshape(col)                                       # (N, C, L)
+        var = xp.einsum("ncl,ncl->c", xc, xc) / x.dtype.type(n)           # biased, for normalising
         if training and rm is not None:
             m = float(momentum)
-            rm[...] = (1 - m) * rm + m * mean.reshape(C)
-            rv[...] = (1 - m) * rv + m * var.reshape(C) * (n / (n - 1))
+            rm[...] = (1 - m) * rm + m * mean
+            rv[...] = (1 - m) * rv + m * var * (n / (n - 1))
     else:
-        mean = xp.asarray(rm, dtype=x.dtype).reshape(per_channel)
-        var = xp.asarray(rv, dtype=x.dtype).reshape(per_channel)
-        xc = x.data - mean
-    rstd = 1 / xp.sqrt(var + x.dtype.type(eps))                       # (1, C, 1, 1)
-    xhat = xc * rstd                                                  # (N, C, H, W)
-    out = xhat
-    if weight is not None:
-        out = out * weight.data.reshape(per_channel)
+        mean = xp.asarray(rm, dtype=x.dtype)
+        var = xp.asarray(rv, dtype=x.dtype)
+        xc = a3 - mean.reshape(col)
+    rstd = 1 / xp.sqrt(var + x.dtype.type(eps))                       # (C,)
+    w = None if weight is None else weight.data
+    scale = rstd if w is None else rstd * w                           # out = xc·scale + bias
+    out = xc * scale.reshape(col)
     if bias is not None:
-        out = out + bias.data.reshape(per_channel)
+        out += bias.data.reshape(col)
+    out = out.reshape(x.shape)
 
     def backward(g):                                                  # g (N, C, H, W)
+        g3 = g.reshape(N, C, -1)
         dx = dw = db = None
+        need_sums = batch_stats and x.requires_grad
+        sum_g = xp.einsum("ncl->c", g3) if need_sums or (bias is not None and bias.requires_grad) else None
+        sum_gxc = (xp.einsum("ncl,ncl->c", g3, xc)
+                   if need_sums or (weight is not None and weight.requires_grad) else None)
         if x.requires_grad:
-            gh = g if weight is None else g * weight.data.reshape(per_channel)   # dL/dxhat
-            # with batch statistics the mean and variance depend on x; running ones do not
-            dx = _normalize_backward(gh, xhat, rstd, axes) if batch_stats else gh * rstd
+            if batch_stats:
+                # dx = w·rstd·(g − mean(g) − xhat·mean(g·xhat)), xhat = xc·rstd: the three terms
+                # (direct path, path through the mean, through the variance) as per-channel
+                # coefficients of g, xc and 1
+                k = x.dtype.type(n)
+                dx = g3 * scale.reshape(col)
+                dx += xc * (-scale * rstd * rstd * sum_gxc / k).reshape(col)
+                dx += (-scale * sum_g / k).reshape(col)
+            else:                                                     # running statistics: constants
+                dx = g3 * scale.reshape(col)
+            dx = dx.reshape(x.shape)
         if weight is not None and weight.requires_grad:
-            dw = (g * xhat).sum(axis=axes)                            # (C,)
+            dw = rstd * sum_gxc                                       # Σ g·xhat, (C,)
         if bias is not None and bias.requires_grad:
-            db = g.sum(axis=axes)                                     # (C,)
+            db = sum_g                                                # (C,)
         return tuple(grad for grad, p in ((dx, x), (dw, weight), (db, bias)) if p is not None)
     parents = tuple(p for p in (x, weight, bias) if p is not None)
     return Tensor.from_op(out, parents, backward, op)

@@ -13,7 +13,7 @@ For each parameter p with gradient g, at step t = 1, 2, ... (PyTorch's algorithm
 from __future__ import annotations
 
 from ..tensor import array_module
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _blocks
 from .sgd import _number
 
 __all__ = ["Adam", "AdamW"]
@@ -65,30 +65,32 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = xp.zeros_like(p.data)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        g = -grad if group["maximize"] else grad
         state["step"] = t = int(state["step"]) + 1
-        if weight_decay != 0:
-            if self._decoupled_weight_decay:
-                p.data *= 1 - lr * weight_decay
-            else:
-                g = g + weight_decay * p.data
-        # m ← lerp(m, g, 1 − β₁), written the way PyTorch evaluates it for each weight
-        w = 1 - beta1
-        if w < 0.5:
-            m += w * (g - m)
-        else:
-            m[...] = g - (g - m) * (1 - w)
-        v *= beta2
-        v += (1 - beta2) * g * g
-        if group["amsgrad"]:
-            xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
         # the bias corrections are Python floats (float64 maths on scalars only)
         step_size = lr / (1 - beta1 ** t)
         bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
-        denom = xp.sqrt(v) / bias_correction2_sqrt + eps
-        p.data += -step_size * m / denom
+        w = 1 - beta1
+        amsgrad = group["amsgrad"]
+        for P, G, m, v, vmax in _blocks(p.data, grad, state["exp_avg"], state["exp_avg_sq"],
+                                        state.get("max_exp_avg_sq")):     # in place, block by block
+            g = -G if group["maximize"] else G
+            if weight_decay != 0:
+                if self._decoupled_weight_decay:
+                    P *= 1 - lr * weight_decay
+                else:
+                    g = g + weight_decay * P
+            # m ← lerp(m, g, 1 − β₁), written the way PyTorch evaluates it for each weight
+            if w < 0.5:
+                m += w * (g - m)
+            else:
+                m[...] = g - (g - m) * (1 - w)
+            v *= beta2
+            v += (1 - beta2) * g * g
+            if amsgrad:
+                xp.maximum(vmax, v, out=vmax)
+                v = vmax
+            denom = xp.sqrt(v) / bias_correction2_sqrt + eps
+            P += -step_size * m / denom
 
 
 class AdamW(Adam):

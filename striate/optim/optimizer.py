@@ -17,6 +17,27 @@ from ..tensor import Tensor, enable_grad, no_grad
 
 __all__ = ["Optimizer"]
 
+# Updates run over flat blocks of this many elements (256 KiB of float32), so that every
+# temporary an update makes is a block that stays in cache, not an array the size of the
+# parameter (AlexNet's fc6 has 37.7 million weights) that must be allocated and faulted in.
+_BLOCK = 1 << 16
+
+
+def _blocks(*arrays):
+    """Matching slices of same-shape arrays, ``_BLOCK`` elements at a time (None stays None).
+
+    The slices are views: updating them in place updates the arrays. Small arrays, and
+    arrays that are not contiguous (so that a flat view would be a copy), come whole, once.
+    """
+    present = [a for a in arrays if a is not None]
+    size = present[0].size
+    if size <= _BLOCK or not all(a.flags.c_contiguous for a in present):
+        yield arrays
+        return
+    flat = [None if a is None else a.reshape(-1) for a in arrays]
+    for start in range(0, size, _BLOCK):
+        yield tuple(None if f is None else f[start:start + _BLOCK] for f in flat)
+
 
 class Optimizer:
     """Base class. ``params`` is an iterable of parameters, or of dicts

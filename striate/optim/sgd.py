@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer
+from ..tensor import array_module
+from .optimizer import Optimizer, _blocks
 
 __all__ = ["SGD"]
 
@@ -67,15 +68,20 @@ class SGD(Optimizer):
         # Python floats keep the float32 arithmetic float32 (an np.float64 would not)
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
-        g = -grad if group["maximize"] else grad
-        if weight_decay != 0:
-            g = g + weight_decay * p.data
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
-            else:
-                buf *= momentum
-                buf += (1 - dampening) * g
-            g = g + momentum * buf if group["nesterov"] else buf
-        p.data -= lr * g
+        maximize, nesterov = group["maximize"], group["nesterov"]
+        buf = state.get("momentum_buffer") if momentum != 0 else None
+        first = momentum != 0 and buf is None
+        if first:
+            buf = state["momentum_buffer"] = array_module(p.data).empty_like(p.data)
+        for P, G, B in _blocks(p.data, grad, buf):              # in place, block by block
+            g = -G if maximize else G
+            if weight_decay != 0:
+                g = g + weight_decay * P
+            if B is not None:
+                if first:
+                    B[...] = g
+                else:
+                    B *= momentum
+                    B += g if dampening == 0 else (1 - dampening) * g
+                g = g + momentum * B if nesterov else B
+            P -= lr * g
