@@ -1,12 +1,14 @@
-"""Peak memory of modern LeNet-5 training (batch 256), striate and PyTorch each in its own process.
+"""Peak memory of modern LeNet-5 (or AlexNet) training, striate and PyTorch each in its own process.
 
 Each worker imports only its own library, builds the model and one batch of random
-32×32 images, records its resident set size (RSS), runs train steps (zero_grad, forward,
-cross-entropy, backward, SGD with momentum), and reports the peak RSS (``ru_maxrss``).
+images (1×32×32 for LeNet, 3×227×227 for AlexNet), records its resident set size (RSS),
+runs train steps (zero_grad, forward, cross-entropy, backward, SGD with momentum), and
+reports the peak RSS (``VmHWM``).
 What training costs is the peak minus the RSS before the first step; the totals include
 each library's import (PyTorch's is far larger) and are shown for completeness.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/memory.py [--batch 256] [--steps 20]
+    ... benchmarks/memory.py --model alexnet --batch 8 --steps 3 --threads 1
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+# model name → (input shape of one image, number of classes)
+MODELS = {"lenet5-modern": ((1, 32, 32), 10), "alexnet": ((3, 227, 227), 1000)}
 
 
 def _status_mib(field: str) -> float:
@@ -38,10 +43,11 @@ def _peak_mib() -> float:
     return _status_mib("VmHWM")
 
 
-def worker(lib: str, batch: int, steps: int, threads: int) -> dict:
+def worker(lib: str, batch: int, steps: int, threads: int, model_name: str = "lenet5-modern") -> dict:
+    shape, classes = MODELS[model_name]
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, 1, 32, 32), dtype=np.float32)
-    y = rng.integers(0, 10, batch)
+    x = rng.standard_normal((batch, *shape), dtype=np.float32)
+    y = rng.integers(0, classes, batch)
     if lib == "striate" or lib.startswith("before:"):
         import importlib
         import threadpoolctl
@@ -51,10 +57,18 @@ def worker(lib: str, batch: int, steps: int, threads: int) -> dict:
             import striate as st
         else:
             from _common import load_baseline
-            st = load_baseline(lib.split(":", 1)[1])
+            # AlexNet's model file is newer than some baselines: run it on the old ops
+            extra = ["models/alexnet.py"] if model_name == "alexnet" else []
+            st = load_baseline(lib.split(":", 1)[1], extra_files=extra)
         F, models, optim = (importlib.import_module(f"{st.__name__}.{m}")
                             for m in ("functional", "models", "optim"))
-        model = models.lenet5_modern(rng=0)
+        if model_name == "alexnet" and lib == "striate":
+            model = models.get("alexnet", rng=0)
+        elif model_name == "alexnet":
+            # the module, not models.get: a baseline's registry may predate AlexNet
+            model = importlib.import_module(f"{st.__name__}.models.alexnet").alexnet(rng=0)
+        else:
+            model = models.lenet5_modern(rng=0)
         opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
         def step():
@@ -67,10 +81,15 @@ def worker(lib: str, batch: int, steps: int, threads: int) -> dict:
         import torch.nn as tnn
         import torch.nn.functional as tF
         torch.set_num_threads(threads)
-        model = tnn.Sequential(tnn.Conv2d(1, 6, 5), tnn.ReLU(), tnn.MaxPool2d(2),
-                               tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
-                               tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(),
-                               tnn.Linear(84, 10))
+        if model_name == "alexnet":
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from torch_models import torch_alexnet
+            model = torch_alexnet()
+        else:
+            model = tnn.Sequential(tnn.Conv2d(1, 6, 5), tnn.ReLU(), tnn.MaxPool2d(2),
+                                   tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
+                                   tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(),
+                                   tnn.Linear(84, 10))
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -88,6 +107,7 @@ def worker(lib: str, batch: int, steps: int, threads: int) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=sorted(MODELS), default="lenet5-modern")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
@@ -95,7 +115,7 @@ def main(argv=None):
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.batch, args.steps, args.threads)))
+        print(json.dumps(worker(args.worker, args.batch, args.steps, args.threads, args.model)))
         return
     from _common import machine_header
     import threadpoolctl
@@ -103,11 +123,13 @@ def main(argv=None):
     threadpoolctl.threadpool_limits(args.threads, user_api="blas")
     torch.set_num_threads(args.threads)
     print(machine_header(args.threads))
-    print(f"\nmodern LeNet-5, batch {args.batch}, {args.steps} train steps, each library in its own process")
+    title = {"lenet5-modern": "modern LeNet-5", "alexnet": "AlexNet (3×227×227, 1000 classes)"}[args.model]
+    print(f"\n{title}, batch {args.batch}, {args.steps} train steps, each library in its own process")
     results = {}
     libs = ["striate", "torch"] + ([f"before:{args.baseline}"] if args.baseline else [])
     for lib in libs:
-        out = subprocess.run([sys.executable, __file__, "--worker", lib, "--batch", str(args.batch),
+        out = subprocess.run([sys.executable, __file__, "--worker", lib, "--model", args.model,
+                              "--batch", str(args.batch),
                               "--steps", str(args.steps), "--threads", str(args.threads)],
                              check=True, capture_output=True, text=True).stdout
         results[lib] = json.loads(out.strip().splitlines()[-1])

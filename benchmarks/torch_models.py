@@ -71,3 +71,27 @@ class TorchLeNet5(tnn.Module):
         x = _scaled_tanh(tF.linear(x.flatten(1), self.f6_w, self.f6_b))
         diff = x[:, None, :] - self.centres                     # (N, 10, 84)
         return -(diff * diff).sum(2)
+
+
+def torch_alexnet(num_classes: int = 1000, groups: int = 2, dropout: float = 0.5) -> tnn.Sequential:
+    """The paper's AlexNet in PyTorch alone, input (N, 3, 227, 227), PyTorch's own initialisation.
+
+    Unlike the twins above it needs no striate model: a process that measures PyTorch's memory
+    can build it without importing striate. Same layers as ``striate.models.alexnet()``:
+    ``LocalResponseNorm(5, alpha=5e-4, ...)`` is the paper's α=1e-4, since PyTorch divides α by
+    the window size.
+    """
+    def lrn():
+        return tnn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+
+    return tnn.Sequential(
+        tnn.Conv2d(3, 96, 11, stride=4), tnn.ReLU(), lrn(), tnn.MaxPool2d(3, 2),              # (N, 96, 27, 27)
+        tnn.Conv2d(96, 256, 5, padding=2, groups=groups), tnn.ReLU(), lrn(), tnn.MaxPool2d(3, 2),
+        tnn.Conv2d(256, 384, 3, padding=1), tnn.ReLU(),                                        # (N, 384, 13, 13)
+        tnn.Conv2d(384, 384, 3, padding=1, groups=groups), tnn.ReLU(),
+        tnn.Conv2d(384, 256, 3, padding=1, groups=groups), tnn.ReLU(), tnn.MaxPool2d(3, 2),   # (N, 256, 6, 6)
+        tnn.Flatten(),
+        tnn.Linear(9216, 4096), tnn.ReLU(), tnn.Dropout(dropout),
+        tnn.Linear(4096, 4096), tnn.ReLU(), tnn.Dropout(dropout),
+        tnn.Linear(4096, num_classes),
+    )
