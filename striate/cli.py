@@ -513,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)
     from .models.neocognitron import add_commands as add_neocognitron_commands
     add_neocognitron_commands(sub)
+    from .cli_experiment import add_commands as add_experiment_commands
+    add_experiment_commands(sub)
     return parser
 
 
