@@ -2,7 +2,7 @@
 
 >>> import striate.models as models
 >>> models.names()
-['lenet5', 'lenet5-modern', 'mlp']
+['alexnet', 'alexnet-small', 'lenet5', 'lenet5-modern', 'mlp', 'neocognitron']
 >>> net = models.get("lenet5-modern", rng=0)
 >>> net.config
 {'name': 'lenet5-modern', 'kwargs': {'rng': 0, 'num_classes': 10, 'in_channels': 1}}
