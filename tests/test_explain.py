@@ -1,5 +1,4 @@
 """Step-by-step explanations: their numbers against PyTorch, and each topic end to end on the command line."""
-import argparse
 
 import numpy as np
 import pytest
@@ -7,24 +6,15 @@ import torch
 import torch.nn.functional as tF
 from PIL import Image
 
-from striate import cli, cli_see, filters
+from striate import cli, filters
 from striate.explain import DIGIT_ZERO, POOL_INPUT, explain, explain_conv, explain_pool, format_matrix
 
 torch.set_num_threads(1)
 
 
 def run_cli(argv) -> int:
-    """``striate ARGV`` in-process, with the see-commands registered (whether or not cli.py does it yet)."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "explain" not in sub.choices:
-        cli_see.add_commands(sub)
-    original = cli.build_parser
-    cli.build_parser = lambda: parser
-    try:
-        return cli.main(argv)
-    finally:
-        cli.build_parser = original
+    """``striate ARGV`` in-process; returns the exit code."""
+    return cli.main(argv)
 
 
 def t(a):

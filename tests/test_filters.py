@@ -1,5 +1,4 @@
 """Hand-made kernels: exact values, and striate's filtering against scipy.ndimage and OpenCV on real photos."""
-import argparse
 
 import cv2
 import numpy as np
@@ -7,7 +6,7 @@ import pytest
 import scipy.ndimage as ndi
 from PIL import Image
 
-from striate import cli, cli_see, filters
+from striate import cli, filters
 from striate.data.samples import load_sample, resize, sample_names
 from striate.viz.images import filter_grid_size
 
@@ -15,17 +14,8 @@ cv2.setNumThreads(1)
 
 
 def run_cli(argv) -> int:
-    """``striate ARGV`` in-process, with the see-commands registered (whether or not cli.py does it yet)."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "filters" not in sub.choices:
-        cli_see.add_commands(sub)
-    original = cli.build_parser
-    cli.build_parser = lambda: parser
-    try:
-        return cli.main(argv)
-    finally:
-        cli.build_parser = original
+    """``striate ARGV`` in-process; returns the exit code."""
+    return cli.main(argv)
 
 
 @pytest.fixture(scope="module")
