@@ -44,6 +44,19 @@ def _divisible(channels: int, name: str, groups: int, layer: str) -> None:
         raise ValueError(f"{layer}: {name} (={channels}) must be divisible by groups (={groups})")
 
 
+def _set_conv_shape(layer, in_channels, out_channels, kernel_size, stride, dilation, groups) -> None:
+    """Check a convolution layer's channels, groups and window, and store them on the layer."""
+    name = type(layer).__name__
+    layer.in_channels = _int_arg(in_channels, "in_channels", name)
+    layer.out_channels = _int_arg(out_channels, "out_channels", name)
+    layer.groups = _int_arg(groups, "groups", name)
+    _divisible(layer.in_channels, "in_channels", layer.groups, name)
+    _divisible(layer.out_channels, "out_channels", layer.groups, name)
+    layer.kernel_size = positive_pair(kernel_size, "kernel_size", name)
+    layer.stride = positive_pair(stride, "stride", name)
+    layer.dilation = positive_pair(dilation, "dilation", name)
+
+
 def _reset_uniform(weight: Parameter, bias: Parameter | None, fan_in: int, rng) -> None:
     """weight and bias ~ U(−1/√fan_in, 1/√fan_in), PyTorch's default; weight drawn first."""
     rng = get_rng(rng)
@@ -98,14 +111,7 @@ class Conv2d(Module):
                  rng: np.random.Generator | int | None = None):
         super().__init__()
         name = type(self).__name__
-        self.in_channels = _int_arg(in_channels, "in_channels", name)
-        self.out_channels = _int_arg(out_channels, "out_channels", name)
-        self.groups = _int_arg(groups, "groups", name)
-        _divisible(self.in_channels, "in_channels", self.groups, name)
-        _divisible(self.out_channels, "out_channels", self.groups, name)
-        self.kernel_size = positive_pair(kernel_size, "kernel_size", name)
-        self.stride = positive_pair(stride, "stride", name)
-        self.dilation = positive_pair(dilation, "dilation", name)
+        _set_conv_shape(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
         self.padding = _padding_arg(padding, name, self.stride)
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, kh, kw),
@@ -155,14 +161,7 @@ class ConvTranspose2d(Module):
                  dilation: IntPair = 1, rng: np.random.Generator | int | None = None):
         super().__init__()
         name = type(self).__name__
-        self.in_channels = _int_arg(in_channels, "in_channels", name)
-        self.out_channels = _int_arg(out_channels, "out_channels", name)
-        self.groups = _int_arg(groups, "groups", name)
-        _divisible(self.in_channels, "in_channels", self.groups, name)
-        _divisible(self.out_channels, "out_channels", self.groups, name)
-        self.kernel_size = positive_pair(kernel_size, "kernel_size", name)
-        self.stride = positive_pair(stride, "stride", name)
-        self.dilation = positive_pair(dilation, "dilation", name)
+        _set_conv_shape(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
         if isinstance(padding, str):
             raise ValueError(f"{name}: padding must be an int or a pair of ints, got {padding!r} "
                              "(string paddings are for Conv2d)")
