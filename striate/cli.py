@@ -29,7 +29,7 @@ __all__ = ["main", "build_parser", "RECIPES", "CLIError"]
 RECIPES = {
     "lenet5": dict(epochs=15, batch_size=32, lr=0.005, optimizer="sgd", momentum=0.9, weight_decay=0.0,
                    augment=True, schedule="cosine"),
-    "lenet5-modern": dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
+    "lenet5-modern": dict(epochs=10, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
                           augment=True, schedule="cosine"),
     "mlp": dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=0.0,
                 augment=False, schedule="cosine"),
