@@ -311,9 +311,7 @@ def _conv_backward(g, wmat, geo: _Geometry, x_shape, x=None, input_grad: bool = 
 
 
 def _float_tensor(value, op: str, name: str) -> Tensor:
-    """``to_tensor`` that refuses integer data (as PyTorch does) instead of converting it."""
-    if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind != "f":
-        raise TypeError(f"{op} expects a float32 or float64 {name}, got dtype {value.dtype}")
+    """``to_tensor`` and ``check_float``: integer data is refused (as PyTorch does), not converted."""
     t = to_tensor(value, op, name)
     check_float(t, op, name)
     return t
