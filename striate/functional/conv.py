@@ -37,13 +37,13 @@ How the work is laid out, for speed (the arithmetic is the same whatever the lay
 """
 from __future__ import annotations
 
-import math
-import threading
 from typing import Literal, NamedTuple
 
 import numpy as np
 
 from ..tensor import Tensor, array_module
+from . import winograd
+from ._workspace import scratch as _scratch
 from ._utils import (IntPair, Padding, check_float, check_ndim, check_same_dtype,
                      conv_output_size, nonnegative_pair, positive_pair, to_tensor)
 
@@ -51,6 +51,8 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_fused"]
 
 Fusion = Literal["sum", "concat", "product"]
 _FUSIONS = ("sum", "concat", "product")
+Algorithm = Literal["auto", "im2col", "winograd"]
+_ALGORITHMS = ("auto", "im2col", "winograd")
 
 
 # ---------------------------------------------------------------------------
@@ -61,7 +63,6 @@ _BATCH_LAST = (1, 2, 3, 0)     # (C, H, W, N)
 _SHORT_ROW = 16                # output rows shorter than this use batch last
 _CHUNK_BYTES = 1 << 21         # columns per chunk (measured best from 1 to 4 MiB)
 _MIN_COLUMNS = 2048            # batch last, the fewest columns a chunk's products should have
-_SCRATCH_LIMIT = 32 << 20      # a temporary larger than this is allocated afresh, not kept
 
 
 class _Geometry(NamedTuple):
@@ -78,33 +79,6 @@ class _Geometry(NamedTuple):
 def _make_geometry(kernel, stride, dilation, pads, out_size, groups) -> _Geometry:
     order = _BATCH_LAST if out_size[1] < _SHORT_ROW else _BATCH_FIRST
     return _Geometry(kernel, stride, dilation, pads, out_size, groups, order)
-
-
-class _Workspace(threading.local):
-    """Arrays reused across calls for temporaries that never leave a convolution call."""
-
-    def __init__(self):
-        self.arrays = {}
-
-
-_workspace = _Workspace()
-
-
-def _scratch(name: str, shape, dtype, xp=np):
-    """An uninitialised array of ``shape`` for the temporary ``name``, reused from call to call.
-
-    Each name holds one buffer per thread, grown to the largest size asked for; the caller
-    must be done with it before asking for the same name again, and must never return it.
-    """
-    dtype = np.dtype(dtype)
-    size = math.prod(shape)
-    if size * dtype.itemsize > _SCRATCH_LIMIT:
-        return xp.empty(shape, dtype=dtype)
-    key = (name, dtype, xp.__name__)
-    flat = _workspace.arrays.get(key)
-    if flat is None or flat.size < size:
-        flat = _workspace.arrays[key] = xp.empty(size, dtype=dtype)
-    return flat[:size].reshape(shape)
 
 
 def _chunks(N: int, C: int, geo: _Geometry, itemsize: int):
@@ -374,7 +348,7 @@ def _geometry(op: str, size, kernel, stride, padding, dilation, groups: int) -> 
 
 
 def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
-           dilation: IntPair = 1, groups: int = 1) -> Tensor:
+           dilation: IntPair = 1, groups: int = 1, *, algorithm: Algorithm = "auto") -> Tensor:
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
         out[n, k, oh, ow] = bias[k] + Σ_{c, i, j} weight[k, c, i, j] ·
@@ -393,6 +367,12 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
             at the bottom and right, as PyTorch does).
         dilation: int or (dh, dw), the spacing between kernel taps.
         groups: how many independent channel groups; divides C and K.
+        algorithm: how to compute it; the result is the same up to round-off.
+            ``"im2col"``: windows as columns and one matrix product (this module).
+            ``"winograd"``: Winograd's F(2×2, 3×3), 2.25× fewer multiplications, for 3×3
+            kernels at stride 1, and kernels spanning three strides (``winograd.py``).
+            ``"auto"`` (default): Winograd where it is measured to be faster (3×3, stride 1,
+            at least 32 input and output channels per group), im2col elsewhere.
 
     Shape:
         x:      (N, C, H, W)
@@ -402,7 +382,8 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
 
     Raises:
         ValueError: wrong shapes, channels that do not match, K not divisible by ``groups``,
-            bad stride/padding/dilation, or a kernel larger than the padded input.
+            bad stride/padding/dilation, a kernel larger than the padded input, or an
+            algorithm that does not apply.
         TypeError: integer data, or input and weight of different dtypes.
 
     Example:
@@ -410,10 +391,10 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
         >>> conv2d(x, np.zeros((6, 1, 5, 5), np.float32)).shape
         (8, 6, 28, 28)
     """
-    return _conv2d("conv2d", x, weight, bias, stride, padding, dilation, groups)
+    return _conv2d("conv2d", x, weight, bias, stride, padding, dilation, groups, algorithm)
 
 
-def _conv2d(op, x, weight, bias, stride, padding, dilation, groups) -> Tensor:
+def _conv2d(op, x, weight, bias, stride, padding, dilation, groups, algorithm="auto") -> Tensor:
     groups = _check_groups(op, groups)
     x = _float_tensor(x, op, "input")
     weight = _float_tensor(weight, op, "weight")
@@ -429,6 +410,8 @@ def _conv2d(op, x, weight, bias, stride, padding, dilation, groups) -> Tensor:
     check_same_dtype(op, input=x, weight=weight, bias=bias)
     N, C, H, W = x.shape
     geo = _geometry(op, (H, W), (kh, kw), stride, padding, dilation, groups)
+    if _choose_algorithm(op, algorithm, geo, C, K) == "winograd":
+        return _winograd_conv2d(op, x, weight, bias, geo)
 
     wmat = weight.data.reshape(groups, K // groups, Cg * kh * kw)          # (g, K/g, C/g·kh·kw)
     out = _conv_forward(x.data, wmat, geo, None if bias is None else bias.data)   # (N, K, OH, OW)
@@ -436,6 +419,30 @@ def _conv2d(op, x, weight, bias, stride, padding, dilation, groups) -> Tensor:
     def backward(g):                                                        # g (N, K, OH, OW)
         dx, dw = _conv_backward(g, wmat, geo, x.shape, x=x.data if weight.requires_grad else None,
                                 input_grad=x.requires_grad, weight_shape=weight.shape)   # each only when wanted
+        return _with_bias_grad(dx, dw, bias, g)
+
+    return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
+
+
+def _choose_algorithm(op: str, algorithm, geo: _Geometry, C: int, K: int) -> str:
+    if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
+        raise ValueError(f"{op}: algorithm must be one of 'auto', 'im2col', 'winograd', got {algorithm!r}")
+    if algorithm == "auto":
+        return "winograd" if winograd.suits(geo, C, K) else "im2col"
+    if algorithm == "winograd" and not winograd.can_use(geo):
+        raise ValueError(f"{op}: algorithm='winograd' needs a kernel spanning 3 strides (3×3 at stride 1, "
+                         f"5×5 or 6×6 at stride 2, 9×9 to 12×12 at stride 4, ...) and dilation 1, got "
+                         f"kernel {geo.kernel}, stride {geo.stride}, dilation {geo.dilation}")
+    return algorithm
+
+
+def _winograd_conv2d(op, x, weight, bias, geo) -> Tensor:
+    """conv2d by Winograd's F(2×2, 3×3) (winograd.py); arguments already checked."""
+    out, U = winograd.conv_forward(x.data, weight.data, geo, None if bias is None else bias.data)
+
+    def backward(g):                                                        # g (N, K, OH, OW)
+        dx, dw = winograd.conv_backward(g, weight.data, geo, x.data, input_grad=x.requires_grad,
+                                        weight_grad=weight.requires_grad, U=U)
         return _with_bias_grad(dx, dw, bias, g)
 
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
