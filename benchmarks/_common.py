@@ -172,3 +172,55 @@ def load_baseline(commit: str, name: str = "striate_base", extra_files=()):
         target.write_bytes((ROOT / "striate" / extra).read_bytes())
     sys.path.insert(0, str(folder))
     return importlib.import_module(name)
+
+
+def step_pair(model, twin, x: np.ndarray, y: np.ndarray, mode: str, sgd: dict | None = None,
+              lib=None) -> dict:
+    """{"striate": step(), "torch": step()}: the same work on ``model`` and on ``twin``, its PyTorch copy.
+
+    ``x`` (N, C, H, W) float32 and ``y`` (N,) class indices are one batch; PyTorch gets copies of them.
+    ``mode`` "train": one training step (zero_grad, forward, cross-entropy, backward, SGD step
+    with the keyword arguments ``sgd`` for both libraries). "infer": both models go to eval mode
+    and a step is a forward pass under no_grad. ``lib`` is the striate package ``model`` was built
+    with: the working tree's by default, or one returned by ``load_baseline``, whose own Tensor,
+    functional and optim are then used so that the old code is timed throughout.
+    """
+    import importlib
+    import torch
+    import torch.nn.functional as tF
+    if lib is None:
+        import striate as lib
+    xt, yt = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
+    if mode == "infer":
+        model.eval()
+        twin.eval()
+
+        def ours():
+            with lib.no_grad():
+                model(lib.Tensor(x))
+
+        def theirs():
+            with torch.no_grad():
+                twin(xt)
+    elif mode == "train":
+        if sgd is None:
+            raise ValueError("step_pair: mode 'train' needs the SGD settings "
+                             "(e.g. sgd=dict(lr=0.01)), got sgd=None")
+        F = importlib.import_module(f"{lib.__name__}.functional")
+        optim = importlib.import_module(f"{lib.__name__}.optim")
+        opt = optim.SGD(model.parameters(), **sgd)
+        topt = torch.optim.SGD(twin.parameters(), **sgd)
+
+        def ours():
+            loss = F.cross_entropy(model(lib.Tensor(x)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        def theirs():
+            topt.zero_grad()
+            tF.cross_entropy(twin(xt), yt).backward()
+            topt.step()
+    else:
+        raise ValueError(f"step_pair: mode must be 'train' or 'infer', got {mode!r}")
+    return {"striate": ours, "torch": theirs}

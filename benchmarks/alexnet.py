@@ -11,12 +11,12 @@ no graph). The dropout masks differ between the libraries; the work does not.
 from __future__ import annotations
 
 import argparse
+import importlib
 
 import numpy as np
 
-import importlib
-
-from _common import compare, fmt_ratio, load_baseline, machine_header, pick_clock, ratio, set_threads
+from _common import (compare, fmt_ratio, load_baseline, machine_header, pick_clock, ratio, set_threads,
+                     step_pair)
 
 import torch
 import torch.nn as tnn
@@ -59,42 +59,13 @@ class TorchAlexNet(tnn.Module):
 
 def contenders(batch: int, mode: str, lib=striate) -> dict:
     """{"striate": step(), "torch": step()}; ``lib`` is the striate package to time."""
-    st = lib
-    F, optim = (importlib.import_module(f"{lib.__name__}.{m}") for m in ("functional", "optim"))
     alexnet = importlib.import_module(f"{lib.__name__}.models.alexnet")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, 227, 227), dtype=np.float32)
     y = rng.integers(0, 1000, batch)
-    xt, yt = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
     model = alexnet.alexnet(rng=0)
-    twin = TorchAlexNet(model)
-    if mode == "infer":
-        model.eval()
-        twin.eval()
-
-        def ours():
-            with st.no_grad():
-                model(st.Tensor(x))
-
-        def theirs():
-            with torch.no_grad():
-                twin(xt)
-        return {"striate": ours, "torch": theirs}
-    recipe = dict(lr=0.01, momentum=0.9, weight_decay=5e-4)
-    opt = optim.SGD(model.parameters(), **recipe)
-    topt = torch.optim.SGD(twin.parameters(), **recipe)
-
-    def ours():
-        loss = F.cross_entropy(model(st.Tensor(x)), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    def theirs():
-        topt.zero_grad()
-        tF.cross_entropy(twin(xt), yt).backward()
-        topt.step()
-    return {"striate": ours, "torch": theirs}
+    return step_pair(model, TorchAlexNet(model), x, y, mode,
+                     sgd=dict(lr=0.01, momentum=0.9, weight_decay=5e-4), lib=lib)
 
 
 def main(argv=None):

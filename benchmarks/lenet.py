@@ -17,10 +17,8 @@ import importlib
 
 import numpy as np
 
-from _common import compare, fmt_ratio, load_baseline, machine_header, pick_clock, ratio, set_threads
-
-import torch
-import torch.nn.functional as tF
+from _common import (compare, fmt_ratio, load_baseline, machine_header, pick_clock, ratio, set_threads,
+                     step_pair)
 
 import striate
 from torch_models import TorchLeNet5, TorchLeNet5Modern
@@ -31,45 +29,13 @@ def contenders(name: str, batch: int, mode: str, seed: int = 0, lib=striate) -> 
 
     ``lib`` is the striate package to time (another version of it for before/after runs).
     """
-    st = lib
-    F = importlib.import_module(lib.__name__ + ".functional")
     models = importlib.import_module(lib.__name__ + ".models")
-    optim = importlib.import_module(lib.__name__ + ".optim")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, 1, 32, 32), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    xt, yt = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
     model = models.lenet5_modern(rng=seed) if name == "lenet5-modern" else models.lenet5(rng=seed)
     twin = TorchLeNet5Modern(model) if name == "lenet5-modern" else TorchLeNet5(model)
-    recipe = dict(lr=0.01, momentum=0.9, weight_decay=5e-4)
-    if mode == "train":
-        opt = optim.SGD(model.parameters(), **recipe)
-        topt = torch.optim.SGD(twin.parameters(), **recipe)
-
-        def ours():
-            logits = model(st.Tensor(x))
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        def theirs():
-            topt.zero_grad()
-            loss = tF.cross_entropy(twin(xt), yt)
-            loss.backward()
-            topt.step()
-    else:
-        model.eval()
-        twin.eval()
-
-        def ours():
-            with st.no_grad():
-                model(st.Tensor(x))
-
-        def theirs():
-            with torch.no_grad():
-                twin(xt)
-    return {"striate": ours, "torch": theirs}
+    return step_pair(model, twin, x, y, mode, sgd=dict(lr=0.01, momentum=0.9, weight_decay=5e-4), lib=lib)
 
 
 def main(argv=None):

@@ -15,15 +15,14 @@ import json
 
 import numpy as np
 
-from _common import compare, machine_header, pick_clock, ratio, set_threads
+from _common import compare, machine_header, pick_clock, ratio, set_threads, step_pair
 
 import torch
 import torch.nn as tnn
 import torch.nn.functional as tF
 
-import striate as st
 import striate.functional as F
-from striate import models, nn, optim
+from striate import nn
 
 import lenet
 
@@ -67,23 +66,8 @@ def body_steps(size: int, batch: int) -> dict:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 1, size, size), dtype=np.float32)
     y = rng.integers(0, 10, batch)
-    xt, yt = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
     model = Body(size)
-    twin = TorchBody(model)
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    topt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9)
-
-    def ours():
-        loss = F.cross_entropy(model(st.Tensor(x)), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    def theirs():
-        topt.zero_grad()
-        tF.cross_entropy(twin(xt), yt).backward()
-        topt.step()
-    return {"striate": ours, "torch": theirs}
+    return step_pair(model, TorchBody(model), x, y, "train", sgd=dict(lr=0.01, momentum=0.9))
 
 
 def sweep(label, values, make, rounds, clock):
