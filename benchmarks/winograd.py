@@ -3,7 +3,7 @@
 For each shape: forward, and forward + backward (dx, dW, db; no dx for first layers with
 C ≤ 3, as in a network), timed in interleaved rounds. This is the measurement behind the
 rule ``conv2d(algorithm="auto")`` follows (``winograd.suits``): Winograd for 3×3 layers at
-stride 1 with at least 32 input and output channels per group. The last rows are AlexNet's
+stride 1 without groups and with at least 32 input and output channels. The last rows are AlexNet's
 11×11/4 first layer, which Winograd can run on its 4×4 phases (as a 3×3 over 48 channels).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/winograd.py [--threads 1] [--clock cpu]

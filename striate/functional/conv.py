@@ -18,6 +18,11 @@ With groups the same products are batched over a leading group axis. A transpose
 convolution uses the same pieces in the other order: its forward is conv2d's input
 gradient, its backward a conv2d and a weight gradient.
 
+Wide 3×3 convolutions take another route by default: Winograd's F(2×2, 3×3), which gets
+each 2×2 block of outputs with 16 multiplications per channel pair instead of 36
+(``winograd.py``; ``conv2d(..., algorithm=...)`` chooses). The result is the same up to
+round-off.
+
 How the work is laid out, for speed (the arithmetic is the same whatever the layout):
 
 - The batch is cut into chunks of a few images, so that one chunk's columns (kh·kw times
@@ -371,8 +376,8 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
             ``"im2col"``: windows as columns and one matrix product (this module).
             ``"winograd"``: Winograd's F(2×2, 3×3), 2.25× fewer multiplications, for 3×3
             kernels at stride 1, and kernels spanning three strides (``winograd.py``).
-            ``"auto"`` (default): Winograd where it is measured to be faster (3×3, stride 1,
-            at least 32 input and output channels per group), im2col elsewhere.
+            ``"auto"`` (default): Winograd where it measured faster (3×3, stride 1, no
+            groups, at least 32 input and output channels), im2col elsewhere.
 
     Shape:
         x:      (N, C, H, W)

@@ -70,7 +70,7 @@ _G = ((1.0, 0.0, 0.0),
 _AT = ((1, 1, 1, 0),
        (0, 1, -1, -1))
 
-_MIN_CHANNELS = 32         # per group, for "auto": fewer and the transforms cost more than they save
+_MIN_CHANNELS = 32         # for "auto": with fewer the transforms cost more than they save
 _BLOCK_BYTES = 2 << 20     # transformed input and output tiles of one block (measured best from 1 to 4 MiB)
 _MIN_TILES = 256           # the fewest rows a block's matrix products should have
 
@@ -88,13 +88,14 @@ class _Plan(NamedTuple):
 def suits(geo, C: int, K: int) -> bool:
     """Whether Winograd is expected to be faster than im2col for this convolution (conv's _Geometry).
 
-    Measured (benchmarks/RESULTS.md): for 3×3 kernels at stride 1 with at least 32 input and
-    output channels per group and maps of at least 6×6. With fewer channels the transforms cost
-    more than the products save; strided kernels on phases (AlexNet's 11×11/4) were slower too.
+    Measured (benchmarks/winograd.py, results in benchmarks/RESULTS.md): for 3×3 kernels at
+    stride 1, without groups, with at least 32 input and output channels and maps of at least
+    6×6. With fewer channels the transforms cost more than the products save; grouped layers
+    and strided kernels on phases (AlexNet's 11×11/4) gained nothing.
     """
     OH, OW = geo.out_size
     return (geo.kernel == (3, 3) and geo.stride == (1, 1) and geo.dilation == (1, 1)
-            and min(C, K) // geo.groups >= _MIN_CHANNELS and OH * OW >= 36)
+            and geo.groups == 1 and min(C, K) >= _MIN_CHANNELS and OH * OW >= 36)
 
 
 def can_use(geo) -> bool:

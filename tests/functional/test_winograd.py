@@ -2,7 +2,7 @@
 
 ``algorithm="winograd"`` forces it on every geometry it applies to (3×3 at stride 1, and
 kernels spanning three strides, split into phases); ``"auto"`` picks it only for 3×3 layers
-with enough channels.
+with enough channels and no groups.
 """
 import numpy as np
 import pytest
@@ -111,6 +111,8 @@ def test_auto_picks_winograd_for_wide_3x3_layers_only(rng, monkeypatch):
     F.conv2d(randn(rng, 1, 32, 8, 8), randn(rng, 32, 32, 3, 3), stride=2)         # strided
     F.conv2d(randn(rng, 1, 32, 9, 9), randn(rng, 32, 32, 3, 3), dilation=2)       # dilated
     F.conv2d(randn(rng, 1, 32, 9, 9), randn(rng, 32, 32, 5, 5), padding=2)        # 5×5
+    F.conv2d(randn(rng, 1, 64, 8, 8), randn(rng, 64, 32, 3, 3), padding=1, groups=2)   # grouped
+    F.conv2d(randn(rng, 1, 32, 4, 4), randn(rng, 32, 32, 3, 3), padding=1)        # maps under 6×6
     assert calls == [1]
 
 
