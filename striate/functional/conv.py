@@ -376,8 +376,9 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
             ``"im2col"``: windows as columns and one matrix product (this module).
             ``"winograd"``: Winograd's F(2×2, 3×3), 2.25× fewer multiplications, for 3×3
             kernels at stride 1, and kernels spanning three strides (``winograd.py``).
-            ``"auto"`` (default): Winograd where it measured faster (3×3, stride 1, no
-            groups, at least 32 input and output channels), im2col elsewhere.
+            ``"auto"`` (default): Winograd where it measured faster (3×3, stride 1,
+            dilation 1, no groups, at least 32 input and output channels, at least 36
+            output pixels), im2col elsewhere.
 
     Shape:
         x:      (N, C, H, W)
@@ -430,24 +431,29 @@ def _conv2d(op, x, weight, bias, stride, padding, dilation, groups, algorithm="a
 
 
 def _choose_algorithm(op: str, algorithm, geo: _Geometry, C: int, K: int) -> str:
+    """"im2col" or "winograd": what ``algorithm`` asks for, with "auto" resolved; errors for
+    an unknown name, or for "winograd" where it does not apply."""
     if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
         raise ValueError(f"{op}: algorithm must be one of 'auto', 'im2col', 'winograd', got {algorithm!r}")
     if algorithm == "auto":
         return "winograd" if winograd.suits(geo, C, K) else "im2col"
     if algorithm == "winograd" and not winograd.can_use(geo):
-        raise ValueError(f"{op}: algorithm='winograd' needs a kernel spanning 3 strides (3×3 at stride 1, "
-                         f"5×5 or 6×6 at stride 2, 9×9 to 12×12 at stride 4, ...) and dilation 1, got "
-                         f"kernel {geo.kernel}, stride {geo.stride}, dilation {geo.dilation}")
+        raise ValueError(f"{op}: algorithm='winograd' needs dilation 1 and, on each axis, a kernel of "
+                         f"2s+1 to 3s taps at stride s (3 at stride 1, 5–6 at 2, 7–9 at 3, 9–12 at 4), "
+                         f"got kernel {geo.kernel}, stride {geo.stride}, dilation {geo.dilation}")
     return algorithm
 
 
 def _winograd_conv2d(op, x, weight, bias, geo) -> Tensor:
     """conv2d by Winograd's F(2×2, 3×3) (winograd.py); arguments already checked."""
     out, U = winograd.conv_forward(x.data, weight.data, geo, None if bias is None else bias.data)
+    U = U if x.requires_grad else None                                      # only dx needs it
 
     def backward(g):                                                        # g (N, K, OH, OW)
-        dx, dw = winograd.conv_backward(g, weight.data, geo, x.data, input_grad=x.requires_grad,
-                                        weight_grad=weight.requires_grad, U=U)
+        dx = dw = None
+        if x.requires_grad or weight.requires_grad:
+            dx, dw = winograd.conv_backward(g, weight.data, geo, x.data, input_grad=x.requires_grad,
+                                            weight_grad=weight.requires_grad, U=U)
         return _with_bias_grad(dx, dw, bias, g)
 
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)

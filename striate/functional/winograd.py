@@ -12,7 +12,7 @@ multiplications done directly. Winograd's algorithm (as used for convnets by Lav
                [0,  1,  0, -1]]          [0,  0,  1]]
 
 Summed over the input channels c, the elementwise product becomes, for each of the 16
-positions (ξ, ν) of a transformed tile, one matrix product over channels:
+positions (ξ, ν) of a transformed 4×4 tile, one matrix product over channels:
 
     M[ξν] (tiles, K) = V[ξν] (tiles, C) @ U[ξν] (C, K),    U = G g Gᵀ per kernel and channel,
                                                             V = Bᵀ d B per tile and channel
@@ -26,14 +26,16 @@ to the weights once), so the result has round-off of the same order as the direc
 Backward is the same pipeline transposed. Every step is linear, so its adjoint applies the
 transposed matrices in reverse order:
 
-    dM = A dY Aᵀ                    each 2×2 output-gradient tile spread over a 4×4 one
-    dU[ξν] = Σ_tiles V[ξν]ᵀ dM[ξν]   dV[ξν] = dM[ξν] U[ξν]ᵀ     two more products per position
-    dd = B dV Bᵀ                    added back onto the overlapping input tiles
+    dM = A dY Aᵀ                  each 2×2 output-gradient tile spread over a 4×4 one
+    dU[ξν] = V[ξν]ᵀ dM[ξν]        (the product sums over the tiles)
+    dV[ξν] = dM[ξν] U[ξν]ᵀ        two more products per position
+    dd = B dV Bᵀ                  added back onto the overlapping input tiles
     dg = Gᵀ dU G
 
 Strided kernels. A convolution with stride s whose kernel spans three strides (⌈kh/s⌉ = 3,
 such as AlexNet's 11×11 at stride 4) is a 3×3 stride-1 convolution in disguise. Split the
-padded input into its s×s phases and the kernel likewise (padded with zeros to 3s×3s):
+padded input into its s×s phases and the kernel likewise (padded with zeros to 3s×3s; the
+two axes are split independently, so sh and sw may differ as long as ⌈kh/sh⌉ = ⌈kw/sw⌉ = 3):
 
     X[n, P, Q, (c, r, t)] = x_pad[n, c, s·P + r, s·Q + t]
     g'[k, (c, r, t), i, j] = g[k, c, s·i + r, s·j + t]
@@ -41,6 +43,12 @@ padded input into its s×s phases and the kernel likewise (padded with zeros to 
 Then out[n, k, oh, ow] = Σ g'[k, c', i, j] · X[n, oh + i, ow + j, c'], a stride-1 3×3
 convolution over s²·C channels, to which the above applies. (The kernel's zero padding costs
 (3s)²/(kh·kw) more multiplications, 1.19× for 11×11 at stride 4, still 1.9× fewer than directly.)
+The zero taps lie over real pixels, and the transforms cancel what they see only up to
+round-off; so pixels that no window of the real kernel reaches (below or right of the last
+one) are not copied in at all, and get a gradient of exactly 0.
+
+Infinite inputs: where the direct sum gives ±inf, the transforms' differences give inf − inf,
+so the output is NaN there.
 
 Layout. Inside, images are channels last, (n, rows, cols, C): the tile transforms then work on
 contiguous runs of C values and the transformed tiles are already the rows of the matrices the
@@ -89,9 +97,9 @@ def suits(geo, C: int, K: int) -> bool:
     """Whether Winograd is expected to be faster than im2col for this convolution (conv's _Geometry).
 
     Measured (benchmarks/winograd.py, results in benchmarks/RESULTS.md): for 3×3 kernels at
-    stride 1, without groups, with at least 32 input and output channels and maps of at least
-    6×6. With fewer channels the transforms cost more than the products save; grouped layers
-    and strided kernels on phases (AlexNet's 11×11/4) gained nothing.
+    stride 1 and dilation 1, without groups, with at least 32 input and output channels and
+    at least 36 output pixels. With fewer channels the transforms cost more than the products
+    save; grouped layers and strided kernels on phases (AlexNet's 11×11/4) gained nothing.
     """
     OH, OW = geo.out_size
     return (geo.kernel == (3, 3) and geo.stride == (1, 1) and geo.dilation == (1, 1)
@@ -142,7 +150,7 @@ def _weight_transform(w, plan: _Plan):
         wp[:, :, :kh, :kw] = w
         w = wp
     phased = w.reshape(K, Cg, 3, sh, 3, sw).transpose(2, 4, 1, 3, 5, 0)   # (3, 3, Cg, sh, sw, K)
-    GG = xp.asarray(np.kron(_G, _G), dtype=w.dtype)                # GG[(x, y), (i, j)] = G[x, i]·G[y, j]
+    GG = xp.asarray(np.kron(_G, _G), dtype=w.dtype)                # GG[(ξ, ν), (i, j)] = G[ξ, i]·G[ν, j]
     return (GG @ phased.reshape(9, -1)).reshape(16, Cg * sh * sw, K)
 
 
@@ -185,7 +193,7 @@ def _combine(coefs, terms, out, accumulate: bool = False):
 
 
 def _input_transform(X, V, tr: int, tw: int):
-    """V[i, j] = (Bᵀ d B)[i, j] for every 4×4 tile d of X.
+    """V[ξ, ν] = (Bᵀ d B)[ξ, ν] for every 4×4 tile d of X.
 
     X (n, 2·tr + 2, 2·tw + 2, C) -> V (4, 4, n, tr, tw, C): tile (a, b) is X[:, 2a:2a+4, 2b:2b+4].
     Columns are combined first (d B), then rows (Bᵀ ·), each step for all tiles at once.
@@ -204,8 +212,8 @@ def _input_transform_adjoint(dV, dX, tr: int, tw: int):
     """The adjoint of ``_input_transform``: dX = B dV Bᵀ, each tile added onto its 4×4 place.
 
     dV (4, 4, n, tr, tw, C) -> dX (n, 2·tr + 2, 2·tw + 2, C). Neighbouring tiles overlap by two
-    rows (columns): rows 0 and 1 of all tiles cover the image once, so they are written, and
-    rows 2 and 3 are then added.
+    rows (columns): rows 0 and 1 of all tiles cover rows 0 … 2·tr − 1 once, so they are written;
+    the last two rows are set to 0; then rows 2 and 3 of all tiles are added. Columns alike.
     """
     _, _, n, _, _, C = dV.shape
     dT = scratch("wino_dT", (4, n, 2 * tr + 2, tw, C), dV.dtype, array_module(dV))
@@ -245,48 +253,66 @@ def _output_transform_adjoint(dY, dM):
 # images in and out of the phased, channels-last layout
 
 
-def _phased_input(x, plan: _Plan, a0: int, a1: int):
-    """Tile rows a0..a1 of the images x (n, C, H, W) as X (n, 2·(a1 − a0) + 2, 2·tw + 2, C·sh·sw).
+def _image_span(plan: _Plan, H: int, W: int, row0: int, rows: int, cols: int):
+    """(i0, i1, j0, j1): the part of a block's padded buffer (``rows`` × ``cols``, starting at
+    padded row ``row0``) that holds image pixels some window reads; the rest stays 0.
 
-    X[n, P, Q, (c, r, t)] = x_pad[n, c, sh·(2·a0 + P) + r, sw·Q + t], zero outside the image.
+    Pixels below or right of the last window are left out: a kernel padded to three strides
+    has zero taps over them, which cancel them only up to round-off (an inf or NaN not at all).
+    """
+    (sh, sw), (kh, kw), (OH, OW) = plan.stride, plan.kernel, plan.out_size
+    top, _, left, _ = plan.pads
+    bottom, right = min(top + H, (OH - 1) * sh + kh), min(left + W, (OW - 1) * sw + kw)
+    i0, i1 = (min(max(v - row0, 0), rows) for v in (top, bottom))
+    j0, j1 = (min(max(v, 0), cols) for v in (left, right))
+    return i0, max(i0, i1), j0, max(j0, j1)
+
+
+def _phased_input(x, plan: _Plan, a0: int, a1: int):
+    """Tile rows a0..a1 of the images x (n, C, H, W) as X (n, R, Wt, C·sh·sw), R = 2·(a1 − a0) + 2
+    and Wt = 2·tw + 2 (the rows and columns of the block's tiles):
+
+        X[n, P, Q, (c, r, t)] = x_pad[n, c, sh·(2·a0 + P) + r, sw·Q + t]
+
+    zero outside the image and beyond the last window (``_image_span``).
     """
     xp = array_module(x)
     n, C, H, W = x.shape
     (sh, sw), (_, tw) = plan.stride, plan.tiles
     top, _, left, _ = plan.pads
-    R, Q = 2 * (a1 - a0) + 2, 2 * tw + 2
-    buf = scratch("wino_x", (n, sh * R, sw * Q, C), x.dtype, xp)   # padded rows, channels last
+    R, Wt = 2 * (a1 - a0) + 2, 2 * tw + 2
+    buf = scratch("wino_x", (n, sh * R, sw * Wt, C), x.dtype, xp)  # padded rows, channels last
     row0 = sh * 2 * a0                                              # first padded row in buf
-    i0, i1 = (min(max(v - row0, 0), sh * R) for v in (top, top + H))
-    j0, j1 = (min(max(v, 0), sw * Q) for v in (left, left + W))
+    i0, i1, j0, j1 = _image_span(plan, H, W, row0, sh * R, sw * Wt)
     buf[:, :i0] = 0
     buf[:, i1:] = 0
     buf[:, i0:i1, :j0] = 0
     buf[:, i0:i1, j1:] = 0
-    buf[:, i0:i1, j0:j1] = x[:, :, row0 + i0 - top:row0 + i1 - top, j0 - left:j1 - left].transpose(0, 2, 3, 1)
+    if i0 < i1 and j0 < j1:
+        buf[:, i0:i1, j0:j1] = x[:, :, row0 + i0 - top:row0 + i1 - top, j0 - left:j1 - left].transpose(0, 2, 3, 1)
     if (sh, sw) == (1, 1):
         return buf
-    phased = scratch("wino_phases", (n, R, Q, C, sh, sw), x.dtype, xp)
-    phased[...] = buf.reshape(n, R, sh, Q, sw, C).transpose(0, 1, 3, 5, 2, 4)
-    return phased.reshape(n, R, Q, C * sh * sw)
+    phased = scratch("wino_phases", (n, R, Wt, C, sh, sw), x.dtype, xp)
+    phased[...] = buf.reshape(n, R, sh, Wt, sw, C).transpose(0, 1, 3, 5, 2, 4)
+    return phased.reshape(n, R, Wt, C * sh * sw)
 
 
 def _phased_input_adjoint(dX, dx, plan: _Plan, a0: int):
-    """The adjoint of ``_phased_input``: add dX (n, R, Q, C·sh·sw) onto the images' gradient dx (n, C, H, W)."""
+    """The adjoint of ``_phased_input``: add dX (n, R, Wt, C·sh·sw) onto the images' gradient dx (n, C, H, W)."""
     xp = array_module(dX)
     n, C, H, W = dx.shape
     (sh, sw) = plan.stride
     top, _, left, _ = plan.pads
-    _, R, Q, _ = dX.shape
+    _, R, Wt, _ = dX.shape
     if (sh, sw) == (1, 1):
         buf = dX
     else:
-        buf = scratch("wino_dx", (n, sh * R, sw * Q, C), dX.dtype, xp)
-        buf.reshape(n, R, sh, Q, sw, C)[...] = dX.reshape(n, R, Q, C, sh, sw).transpose(0, 1, 4, 2, 5, 3)
+        buf = scratch("wino_dx", (n, sh * R, sw * Wt, C), dX.dtype, xp)
+        buf.reshape(n, R, sh, Wt, sw, C)[...] = dX.reshape(n, R, Wt, C, sh, sw).transpose(0, 1, 4, 2, 5, 3)
     row0 = sh * 2 * a0
-    i0, i1 = (min(max(v - row0, 0), sh * R) for v in (top, top + H))
-    j0, j1 = (min(max(v, 0), sw * Q) for v in (left, left + W))
-    dx[:, :, row0 + i0 - top:row0 + i1 - top, j0 - left:j1 - left] += buf[:, i0:i1, j0:j1].transpose(0, 3, 1, 2)
+    i0, i1, j0, j1 = _image_span(plan, H, W, row0, sh * R, sw * Wt)
+    if i0 < i1 and j0 < j1:
+        dx[:, :, row0 + i0 - top:row0 + i1 - top, j0 - left:j1 - left] += buf[:, i0:i1, j0:j1].transpose(0, 3, 1, 2)
 
 
 # ---------------------------------------------------------------------------
@@ -296,16 +322,17 @@ def _phased_input_adjoint(dX, dx, plan: _Plan, a0: int):
 def conv_forward(x, w, geo, bias=None):
     """x (N, C, H, W), w (K, C/g, kh, kw), bias (K,) or None -> (a fresh out (N, K, OH, OW), U).
 
-    U, the transformed weights, can be handed to ``conv_backward`` to save computing it again.
+    U (16, C/g·sh·sw, K), the transformed weights, can be handed to ``conv_backward`` to save
+    computing it again.
     """
     xp = array_module(x)
     plan = _plan(geo)
     N, C = x.shape[:2]
-    K, g = w.shape[0], plan.groups
+    K, groups = w.shape[0], plan.groups
     OH, OW = plan.out_size
     _, tw = plan.tiles
     channels = C * plan.stride[0] * plan.stride[1]                  # after phases, all groups
-    cg, kg = channels // g, K // g
+    cg, kg = channels // groups, K // groups
     U = _weight_transform(w, plan)                                  # (16, C'/g, K)
     out = xp.empty((N, K, OH, OW), dtype=x.dtype)
     b = None if bias is None else bias.reshape(1, K, 1, 1)
@@ -316,7 +343,7 @@ def conv_forward(x, w, geo, bias=None):
         _input_transform(X, V, tr, tw)
         M = scratch("wino_M", (4, 4, n, tr, tw, K), x.dtype, xp)
         V16, M16 = V.reshape(16, -1, channels), M.reshape(16, -1, K)
-        for k in range(g):                                          # M = V U, group by group
+        for k in range(groups):                                     # M = V U, group by group
             xp.matmul(V16[:, :, k * cg:(k + 1) * cg], U[:, :, k * kg:(k + 1) * kg],
                       out=M16[:, :, k * kg:(k + 1) * kg])
         Y = scratch("wino_Y", (n, tr, 2, tw, 2, K), x.dtype, xp)
@@ -331,12 +358,12 @@ def conv_forward(x, w, geo, bias=None):
     return out, U
 
 
-def conv_backward(g, w, geo, x, input_grad: bool = True, weight_grad: bool = True, U=None):
-    """Gradients from g = dL/dout (N, K, OH, OW): (dx (N, C, H, W) or None, dw (K, C/g, kh, kw) or None).
+def conv_backward(dout, w, geo, x, input_grad: bool = True, weight_grad: bool = True, U=None):
+    """Gradients from dout = dL/dout (N, K, OH, OW): (dx (N, C, H, W) or None, dw (K, C/g, kh, kw) or None).
 
     U: the transformed weights from ``conv_forward``, if at hand.
     """
-    xp = array_module(g)
+    xp = array_module(dout)
     plan = _plan(geo)
     N, C = x.shape[:2]
     K = w.shape[0]
@@ -347,34 +374,34 @@ def conv_backward(g, w, geo, x, input_grad: bool = True, weight_grad: bool = Tru
     cg, kg = channels // groups, K // groups
     if input_grad:                                                  # Uᵀ (16, K, C'/g), read faster in rows
         UT = (_weight_transform(w, plan) if U is None else U).swapaxes(1, 2).copy()
-    dU = xp.zeros((16, cg, K), dtype=g.dtype) if weight_grad else None
-    dx = xp.zeros(x.shape, dtype=g.dtype) if input_grad else None
-    for s, e, a0, a1 in _blocks(N, plan, channels, K, g.itemsize):
+    dU = xp.zeros((16, cg, K), dtype=dout.dtype) if weight_grad else None
+    dx = xp.zeros(x.shape, dtype=dout.dtype) if input_grad else None
+    for s, e, a0, a1 in _blocks(N, plan, channels, K, dout.itemsize):
         n, tr = e - s, a1 - a0
         rows = min(2 * a1, OH) - 2 * a0
-        dY = scratch("wino_dY", (n, 2 * tr, 2 * tw, K), g.dtype, xp)   # the output gradient, tiles padded with 0
+        dY = scratch("wino_dY", (n, 2 * tr, 2 * tw, K), dout.dtype, xp)   # dout in tiles, padded with 0
         dY[:, rows:] = 0
         dY[:, :rows, OW:] = 0
-        dY[:, :rows, :OW] = g[s:e, :, 2 * a0:2 * a0 + rows].transpose(0, 2, 3, 1)
-        dM = scratch("wino_dM", (4, 4, n, tr, tw, K), g.dtype, xp)
+        dY[:, :rows, :OW] = dout[s:e, :, 2 * a0:2 * a0 + rows].transpose(0, 2, 3, 1)
+        dM = scratch("wino_dM", (4, 4, n, tr, tw, K), dout.dtype, xp)
         _output_transform_adjoint(dY.reshape(n, tr, 2, tw, 2, K), dM)
         dM16 = dM.reshape(16, -1, K)
         if weight_grad:
             X = _phased_input(x[s:e], plan, a0, a1)
-            V = scratch("wino_V", (4, 4, n, tr, tw, channels), g.dtype, xp)
+            V = scratch("wino_V", (4, 4, n, tr, tw, channels), dout.dtype, xp)
             _input_transform(X, V, tr, tw)
             V16 = V.reshape(16, -1, channels)
-            part = scratch("wino_dU", (16, cg, kg), g.dtype, xp)
+            part = scratch("wino_dU", (16, cg, kg), dout.dtype, xp)
             for k in range(groups):                                 # dU += Vᵀ dM, group by group
                 xp.matmul(V16[:, :, k * cg:(k + 1) * cg].swapaxes(1, 2), dM16[:, :, k * kg:(k + 1) * kg], out=part)
                 dU[:, :, k * kg:(k + 1) * kg] += part
         if input_grad:
-            dV = scratch("wino_dV", (4, 4, n, tr, tw, channels), g.dtype, xp)
+            dV = scratch("wino_dV", (4, 4, n, tr, tw, channels), dout.dtype, xp)
             dV16 = dV.reshape(16, -1, channels)
             for k in range(groups):                                 # dV = dM Uᵀ, group by group
                 xp.matmul(dM16[:, :, k * kg:(k + 1) * kg], UT[:, k * kg:(k + 1) * kg],
                           out=dV16[:, :, k * cg:(k + 1) * cg])
-            dX = scratch("wino_dX", (n, 2 * tr + 2, 2 * tw + 2, channels), g.dtype, xp)
+            dX = scratch("wino_dX", (n, 2 * tr + 2, 2 * tw + 2, channels), dout.dtype, xp)
             _input_transform_adjoint(dV, dX, tr, tw)
             _phased_input_adjoint(dX, dx[s:e], plan, a0)
     dw = None if dU is None else _weight_transform_adjoint(dU, plan)
