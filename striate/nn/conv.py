@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import functional as F
 from ..functional._utils import IntPair, Padding, nonnegative_pair, positive_pair
+from ..functional.conv import _ALGORITHMS
 from ..random import get_rng
 from . import init
 from .module import Module, Parameter, _int_arg
@@ -92,6 +93,8 @@ class Conv2d(Module):
             depthwise convolution); C and K must be divisible by it.
         bias: whether to learn an additive bias per output map.
         rng: Generator, int seed or None (striate's default generator) for the initial weights.
+        algorithm: "auto", "im2col" or "winograd", how ``F.conv2d`` computes it (same
+            result up to round-off; see ``F.conv2d``).
 
     Attributes:
         weight: (K, C/groups, kh, kw).
@@ -108,11 +111,14 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
-                 rng: np.random.Generator | int | None = None):
+                 rng: np.random.Generator | int | None = None, *, algorithm: str = "auto"):
         super().__init__()
         name = type(self).__name__
         _set_conv_shape(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
         self.padding = _padding_arg(padding, name, self.stride)
+        if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
+            raise ValueError(f"{name}: algorithm must be one of 'auto', 'im2col', 'winograd', got {algorithm!r}")
+        self.algorithm = algorithm
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, kh, kw),
                                          dtype=np.float32))
@@ -125,10 +131,11 @@ class Conv2d(Module):
         _reset_uniform(self.weight, self.bias, fan_in, rng)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                        algorithm=self.algorithm)
 
     def extra_repr(self) -> str:
-        return _conv_repr(self, {"padding": (0, 0), "dilation": (1, 1), "groups": 1})
+        return _conv_repr(self, {"padding": (0, 0), "dilation": (1, 1), "groups": 1, "algorithm": "auto"})
 
 
 class ConvTranspose2d(Module):

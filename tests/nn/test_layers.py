@@ -342,6 +342,8 @@ def test_residual_identity_and_errors(rng):
     (lambda: nn.ConvTranspose2d(3, 3, 3, stride=2, output_padding=2), ValueError,
      r"output_padding \(=\(2, 2\)\) must be smaller than stride"),
     (lambda: nn.FusedConv2d(3, 3, 3, fusion="max"), ValueError, r"fusion must be one of"),
+    (lambda: nn.Conv2d(3, 3, 3, algorithm="fft"), ValueError,
+     r"Conv2d: algorithm must be one of 'auto', 'im2col', 'winograd', got 'fft'"),
     (lambda: nn.MaxPool2d(2, padding=2), ValueError, r"MaxPool2d: padding \(=2\) must be at most half"),
     (lambda: nn.AvgPool2d(0), ValueError, r"AvgPool2d: kernel_size must be positive"),
     (lambda: nn.LPPool2d(0, 2), ValueError, r"LPPool2d: norm_type must be a finite number >= 1, got 0"),
@@ -376,6 +378,18 @@ def test_configuration_errors(make, error, match):
 ])
 def test_repr_like_torch(ours, theirs):
     assert repr(ours()) == repr(theirs())
+
+
+def test_conv2d_algorithm_reaches_the_op_and_its_repr(rng):
+    x = rng.standard_normal((2, 32, 8, 8)).astype(np.float32)
+    layers = {alg: nn.Conv2d(32, 32, 3, padding=1, rng=0, algorithm=alg) for alg in ("im2col", "winograd")}
+    assert repr(layers["winograd"]) == "Conv2d(32, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), " \
+                                       "algorithm=winograd)"
+    outs = {alg: layer(st.Tensor(x)).data for alg, layer in layers.items()}
+    assert not np.array_equal(outs["im2col"], outs["winograd"])       # two computations ...
+    np.testing.assert_allclose(outs["winograd"], outs["im2col"], rtol=1e-5, atol=1e-5)   # ... one result
+    with pytest.raises(ValueError, match="algorithm='winograd' needs dilation 1"):
+        nn.Conv2d(4, 4, 3, dilation=2, algorithm="winograd")(st.Tensor(np.zeros((1, 4, 9, 9), np.float32)))
 
 
 def test_sequential_repr():
