@@ -64,7 +64,7 @@ import numpy as np
 from ..tensor import array_module
 from ._workspace import scratch
 
-__all__ = ["suits", "conv_forward", "conv_backward"]
+__all__ = ["suits", "can_use", "conv_forward", "conv_backward"]
 
 # The matrices of F(2×2, 3×3), as in the module docstring. Bᵀ and Aᵀ have entries 0 and ±1 only.
 _BT = ((1, 0, -1, 0),
