@@ -4,7 +4,7 @@
     striate filters cat.jpg --kernels sobel-x,emboss --flip
     striate explain conv                         the chapter's digit "0", step by step
     striate explain conv --kernel sobel-x --flip --out pictures
-    striate explain pool | channels | layers | dropout | batchnorm
+    striate explain pool | channels | layers | dropout | batchnorm | winograd
     striate show runs/lenet5-mnist --kernels     first-layer kernels of a trained model
     striate show runs/lenet5-mnist --image 7.png feature maps and probabilities
 
@@ -214,6 +214,8 @@ def cmd_explain(args) -> int:
         e = ex.explain_layers(args.model)
     elif topic == "dropout":
         e = ex.explain_dropout(args.p, (args.batch, args.features), args.seed)
+    elif topic == "winograd":
+        e = ex.explain_winograd(args.seed)
     else:
         e = ex.explain_batchnorm(args.seed, args.momentum)
     print(e.text)
@@ -368,6 +370,10 @@ def add_commands(subparsers) -> None:
     b = topic("batchnorm", "batch normalisation of a small batch", "Batch normalisation, channel by channel.")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--momentum", type=float, default=0.1)
+
+    w = topic("winograd", "a 3×3 convolution with 16 multiplications instead of 36",
+              "Winograd's F(2×2, 3×3) on one 4×4 tile, against the direct sums.")
+    w.add_argument("--seed", type=int, default=0, help="for the tile and kernel (small integers)")
 
     s = subparsers.add_parser(
         "show", help="first-layer kernels and feature maps of a trained model", formatter_class=raw,

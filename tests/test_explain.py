@@ -161,6 +161,17 @@ def test_batchnorm_matches_torch():
     assert "*before* the nonlinearity" in e.text
 
 
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_winograd_tile_equals_the_direct_sums_and_torch(seed):
+    e = explain("winograd", seed=seed)
+    a = e.arrays
+    ref = tF.conv2d(t(a["tile"])[None, None], t(a["kernel"])[None, None])[0, 0].numpy()
+    for name in ("direct", "winograd", "conv2d"):
+        np.testing.assert_allclose(a[name], ref, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(a["M"], a["U"] * a["V"])
+    assert "16 multiplications" in e.text and "36 multiplications" in e.text
+
+
 def test_format_matrix_aligns():
     assert format_matrix([[1, -2.5], [10, 0.125]]) == ["   1 -2.5", "  10 0.12"]
 
@@ -182,6 +193,7 @@ def test_unknown_topic():
     (["layers"], "61,706"),
     (["dropout", "--p", "0.3"], "Dropout with p = 0.3"),
     (["batchnorm"], "running_var"),
+    (["winograd", "--seed", "3"], "Aᵀ M A"),
 ])
 def test_explain_command_writes_png(tmp_path, capsys, argv, check):
     assert run_cli(["explain", *argv, "--out", str(tmp_path)]) == 0
