@@ -430,12 +430,17 @@ def _conv2d(op, x, weight, bias, stride, padding, dilation, groups, algorithm="a
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
+def check_algorithm(op: str, algorithm) -> str:
+    """``algorithm`` if it names one of conv2d's algorithms ("auto", "im2col", "winograd"), else a ValueError."""
+    if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
+        raise ValueError(f"{op}: algorithm must be one of 'auto', 'im2col', 'winograd', got {algorithm!r}")
+    return algorithm
+
+
 def _choose_algorithm(op: str, algorithm, geo: _Geometry, C: int, K: int) -> str:
     """"im2col" or "winograd": what ``algorithm`` asks for, with "auto" resolved; errors for
     an unknown name, or for "winograd" where it does not apply."""
-    if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
-        raise ValueError(f"{op}: algorithm must be one of 'auto', 'im2col', 'winograd', got {algorithm!r}")
-    if algorithm == "auto":
+    if check_algorithm(op, algorithm) == "auto":
         return "winograd" if winograd.suits(geo, C, K) else "im2col"
     if algorithm == "winograd" and not winograd.can_use(geo):
         raise ValueError(f"{op}: algorithm='winograd' needs dilation 1 and, on each axis, a kernel of "

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import functional as F
 from ..functional._utils import IntPair, Padding, nonnegative_pair, positive_pair
-from ..functional.conv import _ALGORITHMS
+from ..functional.conv import check_algorithm
 from ..random import get_rng
 from . import init
 from .module import Module, Parameter, _int_arg
@@ -116,9 +116,7 @@ class Conv2d(Module):
         name = type(self).__name__
         _set_conv_shape(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
         self.padding = _padding_arg(padding, name, self.stride)
-        if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
-            raise ValueError(f"{name}: algorithm must be one of 'auto', 'im2col', 'winograd', got {algorithm!r}")
-        self.algorithm = algorithm
+        self.algorithm = check_algorithm(name, algorithm)
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, kh, kw),
                                          dtype=np.float32))
