@@ -334,7 +334,22 @@ class HookHandle:
         self.remove()
 
 
-class Sequential(Module):
+class _Container(Module):
+    """What Sequential and ModuleList share: submodules in order, appended under the next number."""
+
+    def append(self, module: Module) -> "_Container":
+        """Add ``module`` at the end; returns the container itself (Sequential or ModuleList)."""
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+
+class Sequential(_Container):
     """Modules applied one after another: ``Sequential(conv, relu, pool)(x)``.
 
     Takes modules as arguments (named "0", "1", ...) or one OrderedDict of name → module.
@@ -356,16 +371,6 @@ class Sequential(Module):
             x = module(x)
         return x
 
-    def append(self, module: Module) -> "Sequential":
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
     def __getitem__(self, index):
         items = list(self._modules.items())
         if isinstance(index, slice):
@@ -373,23 +378,13 @@ class Sequential(Module):
         return items[index][1]
 
 
-class ModuleList(Module):
+class ModuleList(_Container):
     """A list of modules whose parameters are registered (for models with branches or loops)."""
 
     def __init__(self, modules: Iterable[Module] = ()):
         super().__init__()
         for module in modules:
             self.append(module)
-
-    def append(self, module: Module) -> "ModuleList":
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
 
     def __getitem__(self, index: int) -> Module:
         return list(self._modules.values())[index]
