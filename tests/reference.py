@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 import striate as st
+import striate.functional as F
 
 torch.set_num_threads(1)
 
@@ -65,3 +66,17 @@ def check_torch(ours, theirs, arrays, rtol=1e-5, seed=0, grads=True):
 
 def randn(rng, *shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
+
+
+def sgd_losses(model, x, y, lr, steps):
+    """Plain SGD on one batch for ``steps`` steps (cross-entropy); the loss before each step."""
+    losses = []
+    for _ in range(steps):
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        losses.append(float(loss.data))
+        with st.no_grad():
+            for p in model.parameters():
+                p.data -= lr * p.grad
+    return losses

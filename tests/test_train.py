@@ -15,6 +15,7 @@ from striate.data import DataLoader, RandomTranslate, mnist_preprocess
 from striate.optim.lr_scheduler import StepLR
 from striate.train import (CHECKPOINT, TrainingDiverged, TrainingInterrupted, evaluate, fit, load_checkpoint,
                            train_step)
+from tests.reliability.killable_run import toy_data
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -32,18 +33,6 @@ class Tiny(nn.Module):
     def forward(self, x):
         x = self.pool(F.relu(self.conv(x)))       # (N, width, 5, 5)
         return self.fc(self.drop(F.flatten(x)))   # (N, 10)
-
-
-def toy_data(n, seed):
-    """(n, 12, 12) uint8 images whose class is where a bright 3×3 patch sits, plus noise."""
-    g = np.random.default_rng(seed)
-    labels = g.integers(0, 10, n)
-    images = g.integers(0, 60, (n, 12, 12)).astype(np.uint8)
-    rows, cols = 1 + 3 * (labels // 4), 3 * (labels % 4)
-    for dy in range(3):
-        for dx in range(3):
-            images[np.arange(n), rows + dy, cols + dx] = 250
-    return images, labels.astype(np.uint8)
 
 
 TRAIN, VAL = toy_data(200, 0), toy_data(60, 1)

@@ -17,7 +17,7 @@ import striate.functional as F
 import striate.models as models
 from striate import nn
 from striate.models.lenet import C3_CONNECTIONS, LeNet5, PartialConv2d, _place_kernels, digit_bitmaps
-from tests.reference import assert_close, check_torch, randn
+from tests.reference import assert_close, check_torch, randn, sgd_losses
 
 PAPER_COUNTS = {"c1": 156, "s2": 12, "c3": 1516, "s4": 32, "c5": 48120, "f6": 10164, "output": 0}
 
@@ -291,26 +291,13 @@ def test_lenet5_modern_rejects_wrong_input():
 # training
 
 
-def _sgd_losses(model, x, y, lr, steps):
-    losses = []
-    for _ in range(steps):
-        model.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        losses.append(float(loss.data))
-        with st.no_grad():
-            for p in model.parameters():
-                p.data -= lr * p.grad
-    return losses
-
-
 @pytest.mark.parametrize("name, lr, steps, drop", [("lenet5", 5e-3, 8, 0.05),
                                                    ("lenet5-modern", 0.05, 10, 0.03)])
 def test_a_few_sgd_steps_reduce_the_loss(rng, name, lr, steps, drop):
     model = models.get(name, rng=rng)
     x = st.Tensor(randn(rng, 8, 1, 32, 32))
     y = rng.integers(0, 10, size=8)
-    losses = _sgd_losses(model, x, y, lr, steps)
+    losses = sgd_losses(model, x, y, lr, steps)
     assert all(np.isfinite(losses))
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] < losses[0] - drop, losses

@@ -5,10 +5,9 @@ import torch
 import torch.nn as tnn
 
 import striate as st
-import striate.functional as F
 import striate.models as models
 from striate.models.mlp import MLP
-from tests.reference import assert_close, randn
+from tests.reference import assert_close, randn, sgd_losses
 
 
 def test_default_mlp_structure_and_count():
@@ -72,15 +71,7 @@ def test_a_few_sgd_steps_reduce_the_loss(rng):
     model = models.get("mlp", rng=rng)
     x = st.Tensor(randn(rng, 16, 1, 28, 28))
     y = rng.integers(0, 10, size=16)
-    losses = []
-    for _ in range(6):
-        model.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        losses.append(float(loss.data))
-        with st.no_grad():
-            for p in model.parameters():
-                p.data -= 0.1 * p.grad
+    losses = sgd_losses(model, x, y, lr=0.1, steps=6)
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert losses[-1] < 0.8 * losses[0], losses
 
