@@ -22,7 +22,8 @@ from PIL import Image
 
 import striate as st
 from striate import models
-from striate.cli import RECIPES, main
+from striate.cli import main
+from striate.cli.runs import RECIPES
 from striate.data import write_idx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -306,7 +307,7 @@ def test_user_errors_are_one_line(argv, pattern, trained, data_dir, bad_files, c
 
 
 def test_ctrl_c_before_training_and_the_debug_switch(data_dir, tmp_path, monkeypatch, capsys):
-    import striate.cli as cli_module
+    import striate.cli.runs as cli_module
     from striate.cli import CLIError
 
     def interrupted(*args):

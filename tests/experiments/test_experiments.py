@@ -4,14 +4,13 @@ the pieces they are built from, and the command line.
 The end-to-end tests need the real data sets (found beside the checkout, in ./data, $STRIATE_DATA or the
 download cache); without them they are skipped, never downloaded.
 """
-import argparse
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from striate import cli, cli_experiment, experiments
+from striate import cli, experiments
 from striate.data import DatasetNotFoundError, FashionMNIST, MNIST
 from striate.experiments import _runner
 from striate.experiments._nets import POOLS, small_cnn
@@ -218,17 +217,8 @@ def test_unknown_experiment():
 
 
 def run_cli(argv) -> int:
-    """``striate ARGV`` in-process, with the experiment command registered (whether or not cli.py does it yet)."""
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "experiment" not in sub.choices:
-        cli_experiment.add_commands(sub)
-    original = cli.build_parser
-    cli.build_parser = lambda: parser
-    try:
-        return cli.main([str(a) for a in argv])
-    finally:
-        cli.build_parser = original
+    """``striate ARGV`` in-process; returns the exit code."""
+    return cli.main([str(a) for a in argv])
 
 
 def test_cli_list_and_errors(capsys):

@@ -7,30 +7,26 @@
     striate experiment all --out results         every experiment, one after another
 
 ``add_commands(subparsers)`` registers the command on the ``striate`` parser; errors a
-user can cause raise :class:`striate.cli.CLIError`, printed as one line.
+user can cause raise :class:`striate.cli.common.CLIError`, printed as one line.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from .common import RAW, CLIError
 
 __all__ = ["add_commands", "cmd_experiment"]
 
 
-def _error(message: str):
-    from .cli import CLIError
-    return CLIError(message)
-
-
 def _listing() -> str:
-    from . import experiments
+    from .. import experiments
     width = max(map(len, experiments.EXPERIMENTS))
     return "\n".join(f"  {name:<{width}}  {experiments.get(name).SUMMARY}" for name in experiments.EXPERIMENTS)
 
 
 def cmd_experiment(args) -> int:
-    from . import experiments
+    from .. import experiments
 
     if args.list or args.name is None:
         print("experiments (striate experiment NAME):\n" + _listing())
@@ -40,13 +36,13 @@ def cmd_experiment(args) -> int:
         return 0
     name = args.name.strip().lower()
     if name != "all" and name not in experiments.EXPERIMENTS:
-        raise _error(f"unknown experiment {args.name!r}; choose one of: {', '.join(experiments.EXPERIMENTS)}, "
+        raise CLIError(f"unknown experiment {args.name!r}; choose one of: {', '.join(experiments.EXPERIMENTS)}, "
                      f"or all (striate experiment --list says what each tests)")
     if args.seed < 0:
-        raise _error(f"--seed must be a non-negative integer, got {args.seed}")
+        raise CLIError(f"--seed must be a non-negative integer, got {args.seed}")
     base = Path(args.out) if args.out else Path("runs") / "experiments"
     if base.exists() and not base.is_dir():
-        raise _error(f"--out {base}: exists and is not a folder")
+        raise CLIError(f"--out {base}: exists and is not a folder")
     chosen = list(experiments.EXPERIMENTS) if name == "all" else [name]
     progress = not args.quiet and sys.stderr.isatty()
     for i, which in enumerate(chosen):
@@ -61,7 +57,7 @@ def cmd_experiment(args) -> int:
 
 def add_commands(subparsers) -> None:
     """Register ``experiment`` on the ``striate`` sub-command parser."""
-    raw = argparse.RawDescriptionHelpFormatter
+    raw = RAW
     e = subparsers.add_parser(
         "experiment", help="test one of the chapter's claims on real data (table, results.json, PNG)",
         formatter_class=raw,

@@ -1,5 +1,6 @@
-"""The commands that show the chapter's ideas: ``filters``, ``explain`` and ``show``.
+"""The commands that show the chapter's ideas: ``summary``, ``filters``, ``explain`` and ``show``.
 
+    striate summary lenet5                       layers, output shapes, parameter counts
     striate filters                              hand-made kernels on a sample photo
     striate filters cat.jpg --kernels sobel-x,emboss --flip
     striate explain conv                         the chapter's digit "0", step by step
@@ -9,42 +10,30 @@
     striate show runs/lenet5-mnist --image 7.png feature maps and probabilities
 
 ``add_commands(subparsers)`` registers them on the ``striate`` parser; errors a
-user can cause raise :class:`striate.cli.CLIError`, printed as one line.
+user can cause raise :class:`striate.cli.common.CLIError`, printed as one line.
 """
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_commands", "cmd_filters", "cmd_explain", "cmd_show", "DEFAULT_FILTERS"]
+from .common import RAW, CLIError, model_name, out_dir
+
+__all__ = ["add_commands", "cmd_summary", "cmd_filters", "cmd_explain", "cmd_show", "DEFAULT_FILTERS"]
 
 #: What ``striate filters`` applies when no --kernels are given.
 DEFAULT_FILTERS = ("gaussian", "sharpen", "laplacian-8", "sobel-x", "sobel-y", "sobel", "emboss", "line-45")
 
 
-def _error(message: str):
-    from .cli import CLIError
-    return CLIError(message)
-
-
-def _out_dir(value: str | None, default: Path) -> Path:
-    out = Path(value) if value else default
-    if out.exists() and not out.is_dir():
-        raise _error(f"--out {out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def _picture(image: str | None, sample: str | None, mode: str = "RGB") -> tuple[np.ndarray, str]:
     """A user's image file or a named sample, float32 in [0, 1], and a short name for it."""
-    from .data.images import load_image
-    from .data.samples import load_sample
+    from ..data.images import load_image
+    from ..data.samples import load_sample
 
     if image and sample:
-        raise _error("give an image file or --sample NAME, not both")
+        raise CLIError("give an image file or --sample NAME, not both")
     if image:
         return load_image(image, mode=mode), Path(image).stem
     name = sample or "grace-hopper"
@@ -58,19 +47,33 @@ def _is_gray(image: np.ndarray) -> bool:
 
 def _kernel_arg(text: str, what: str):
     """A kernel name, "gaussian:σ", or numbers written as rows: "1 0 -1; 2 0 -2; 1 0 -1"."""
-    from . import filters
+    from .. import filters
     text = text.strip()
     if ";" in text or text[:1].isdigit() or text[:1] in "-+./":            # numbers, not a name
         try:
             return filters.parse_kernel(text, dtype=np.float64), "your kernel"
         except ValueError as exc:
-            raise _error(f"{what}: {exc}") from None
+            raise CLIError(f"{what}: {exc}") from None
     try:
         return filters.get_kernel(text, dtype=np.float64), filters._key(text)
     except ValueError as exc:
         if filters._key(text) in filters.MAGNITUDES:
             return text, filters._key(text)
-        raise _error(f"{what}: {exc}") from None
+        raise CLIError(f"{what}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------
+# striate summary
+
+
+def cmd_summary(args) -> int:
+    from .. import models
+    from ..summary import summary
+    model = models.get(model_name(args.model))
+    summary(model, (1,) + tuple(model.input_shape))          # the table shows the batch axis as N
+    print()
+    print(model)
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -78,15 +81,15 @@ def _kernel_arg(text: str, what: str):
 
 
 def cmd_filters(args) -> int:
-    from . import filters
-    from .data.images import to_grayscale
-    from .data.samples import resize
-    from .explain import format_matrix
-    from .viz.images import FilterResult, map_kind, plot_filter_grid
+    from .. import filters
+    from ..data.images import to_grayscale
+    from ..data.samples import resize
+    from ..explain import format_matrix
+    from ..viz.images import FilterResult, map_kind, plot_filter_grid
 
     picture, stem = _picture(args.image, args.sample)
     if args.size < 8:
-        raise _error(f"--size must be at least 8 pixels, got {args.size}")
+        raise CLIError(f"--size must be at least 8 pixels, got {args.size}")
     picture = resize(picture, args.size)
     gray = to_grayscale(picture)
     shown = gray if _is_gray(picture) else picture
@@ -94,7 +97,7 @@ def cmd_filters(args) -> int:
     chosen = [_kernel_arg(n, "--kernels") for n in names]
     chosen += [(_kernel_arg(text, "--custom")[0], f"custom {i + 1}") for i, text in enumerate(args.custom or [])]
     if not chosen:
-        raise _error("no kernels to apply: give --kernels NAME,NAME,... or --custom 'ROWS'")
+        raise CLIError("no kernels to apply: give --kernels NAME,NAME,... or --custom 'ROWS'")
 
     results, lines = [], []
     H, W = shown.shape[:2]
@@ -134,7 +137,7 @@ def cmd_filters(args) -> int:
               "map either way; Sobel, Prewitt and emboss do not"
               + (" (the 'turned 180°' panels show the difference)." if args.flip else
                  " (add --flip to see both; 'striate explain conv --flip' shows the numbers).")]
-    out = _out_dir(args.out, Path("."))
+    out = out_dir(args.out, Path("."))
     path = out / f"filters-{stem}.png"
     columns = args.columns or min(4, math.ceil(math.sqrt(len(results) + 1)))
     w, h = plot_filter_grid(shown, results, path, title=f"Hand-made kernels on {stem}", columns=columns)
@@ -144,7 +147,7 @@ def cmd_filters(args) -> int:
 
 
 def _short_description(label: str, kernel) -> str:
-    from . import filters
+    from .. import filters
     if label in filters.SHORT_DESCRIPTIONS:
         return filters.SHORT_DESCRIPTIONS[label]
     if label.startswith("gaussian:"):
@@ -158,40 +161,40 @@ def _short_description(label: str, kernel) -> str:
 
 
 def _matrix_arg(text: str, what: str) -> np.ndarray:
-    from . import filters
+    from .. import filters
     try:
         return filters.parse_kernel(text, dtype=np.float64, what="input")
     except ValueError as exc:
-        raise _error(f"{what}: {exc}") from None
+        raise CLIError(f"{what}: {exc}") from None
 
 
 def _small_gray(args, size: int) -> tuple[np.ndarray, str]:
     """--image or --sample as a small grayscale array, values rounded to 2 decimals (so the text shows them exactly)."""
-    from .data.images import to_grayscale
-    from .data.samples import resize
+    from ..data.images import to_grayscale
+    from ..data.samples import resize
     picture, stem = _picture(args.image, args.sample)
     small = resize(to_grayscale(picture), size)
     return np.round(small.astype(np.float64), 2), f"{stem} shrunk to {small.shape[1]}×{small.shape[0]}"
 
 
 def cmd_explain(args) -> int:
-    from . import explain as ex
+    from .. import explain as ex
 
     topic = args.topic
     if topic == "conv":
         given = [v for v in (args.input, args.image, args.sample) if v]
         if len(given) > 1:
-            raise _error("explain conv: give one of --input, --image or --sample")
+            raise CLIError("explain conv: give one of --input, --image or --sample")
         image, label = None, ""
         if args.input:
             image = _matrix_arg(args.input, "--input")
         elif args.image or args.sample:
             if not 3 <= args.size <= 12:
-                raise _error(f"--size must be between 3 and 12 (every value is printed), got {args.size}")
+                raise CLIError(f"--size must be between 3 and 12 (every value is printed), got {args.size}")
             image, label = _small_gray(args, args.size)
         kernel, name = _kernel_arg(args.kernel, "--kernel")
         if isinstance(kernel, str):
-            raise _error(f"--kernel {args.kernel}: a gradient magnitude combines two kernels; "
+            raise CLIError(f"--kernel {args.kernel}: a gradient magnitude combines two kernels; "
                          f"choose one of them, e.g. {name}-x")
         e = ex.explain_conv(image, kernel if name == "your kernel" else name, stride=args.stride,
                             padding=args.padding, pool=args.pool,
@@ -205,12 +208,11 @@ def cmd_explain(args) -> int:
             image, stem = _picture(args.image, args.sample, "RGB")
             label = stem
         if not 8 <= args.size <= 96:
-            raise _error(f"--size must be between 8 and 96 pixels, got {args.size}")
+            raise CLIError(f"--size must be between 8 and 96 pixels, got {args.size}")
         e = ex.explain_channels(image, size=args.size, image_label=label)
     elif topic == "layers":
-        from . import models
-        if args.model and args.model.strip().lower().replace("_", "-") not in models.names():
-            raise _error(f"unknown model {args.model!r}; choose one of: {', '.join(models.names())}")
+        if args.model:
+            model_name(args.model)                              # an unknown name is a one-line error
         e = ex.explain_layers(args.model)
     elif topic == "dropout":
         e = ex.explain_dropout(args.p, (args.batch, args.features), args.seed)
@@ -220,7 +222,7 @@ def cmd_explain(args) -> int:
         e = ex.explain_batchnorm(args.seed, args.momentum)
     print(e.text)
     if args.out:
-        out = _out_dir(args.out, Path("."))
+        out = out_dir(args.out, Path("."))
         path = out / f"explain-{topic}.png"
         w, h = e.save_png(path)
         print(f"\nwrote {path} ({w}×{h} pixels)")
@@ -232,14 +234,14 @@ def cmd_explain(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .cli import _load_run, _preprocess
-    from .data.images import load_image, mnist_style
-    from .explain import format_matrix
-    from .viz.kernels import feature_maps, first_conv_weight, plot_feature_maps, plot_kernels
+    from .runs import load_run, preprocess
+    from ..data.images import load_image, mnist_style
+    from ..explain import format_matrix
+    from ..viz.kernels import feature_maps, first_conv_weight, plot_feature_maps, plot_kernels
 
-    model, config = _load_run(args.path)
+    model, config = load_run(args.path)
     run = Path(args.path)
-    out = _out_dir(args.out, run if run.is_dir() else run.parent)
+    out = out_dir(args.out, run if run.is_dir() else run.parent)
     title = config.get("title") or config.get("model", {}).get("name", "model")
     want_kernels = args.kernels or not args.image
     if want_kernels:
@@ -256,15 +258,15 @@ def cmd_show(args) -> int:
                     print("\n".join(f"    {row}" for row in format_matrix(weight[k, c], 3)))
         print(f"wrote {path} ({w}×{h} pixels)")
     if args.image:
-        from .data import DATASETS
+        from ..data import DATASETS
         dataset = config.get("dataset", "mnist")
         classes = list(DATASETS[dataset].classes) if dataset in DATASETS else None
         input_shape = tuple(getattr(model, "input_shape", (1, 28, 28)))
         if input_shape[0] != 1:
-            raise _error(f"show --image prepares digits the MNIST way (one channel); this model expects "
+            raise CLIError(f"show --image prepares digits the MNIST way (one channel); this model expects "
                          f"{input_shape[0]} channels")
         digit = mnist_style(load_image(args.image))                  # (28, 28), white on black, [0, 1]
-        x = _preprocess(dataset, input_shape, False)(digit[None, None], None)
+        x = preprocess(dataset, input_shape, False)(digit[None, None], None)
         layers, logits = feature_maps(model, x)
         shifted = logits[0] - logits[0].max()
         probs = np.exp(shifted) / np.exp(shifted).sum()
@@ -289,10 +291,16 @@ def cmd_show(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    """Register ``filters``, ``explain`` and ``show`` on the ``striate`` sub-command parser."""
-    raw = argparse.RawDescriptionHelpFormatter
-    from . import filters
-    from .data.samples import SAMPLES
+    """Register ``summary``, ``filters``, ``explain`` and ``show`` on the ``striate`` sub-command parser."""
+    from .. import filters, models
+    from ..data.samples import SAMPLES
+    raw = RAW
+
+    s = subparsers.add_parser("summary", help="layers, output shapes and parameter counts of a model",
+                              formatter_class=raw, description="Layers, output shapes and parameter counts.",
+                              epilog="examples:\n  striate summary lenet5\n  striate summary lenet5-modern")
+    s.add_argument("model", help=f"one of {', '.join(models.names())}")
+    s.set_defaults(run=cmd_summary)
 
     f = subparsers.add_parser(
         "filters", help="hand-made kernels (blur, edges, emboss, lines) on a photo", formatter_class=raw,

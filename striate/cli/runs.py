@@ -1,28 +1,23 @@
-"""The ``striate`` command line (also ``python -m striate``).
+"""``striate train``, ``evaluate`` and ``predict``: a run of training, and using what it made.
 
     striate train lenet5                      train with the model's own recipe
     striate evaluate runs/lenet5-mnist        test accuracy, per class
     striate predict runs/lenet5-mnist my7.png what digit is this?
-    striate summary lenet5                    layers, output shapes, parameter counts
-
-Every error a user can cause (a wrong argument, a missing data set, a checkpoint
-from another model, an unreadable image) is one line on stderr and exit code 2;
-training that diverges exits with 1, Ctrl-C with 130 (after saving a checkpoint).
-``STRIATE_DEBUG=1`` shows the traceback instead.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "RECIPES", "CLIError"]
+from .common import RAW, CLIError, model_name, plural, read_json
+
+__all__ = ["add_commands", "cmd_train", "cmd_evaluate", "cmd_predict", "load_run", "preprocess", "RECIPES",
+           "DATASET_NAMES"]
 
 # Per-model defaults: what `striate train MODEL` does with no options. Each meets
 # the accuracy in the README's results table (measured there with this recipe).
@@ -46,31 +41,12 @@ _OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "o
             "momentum": "--momentum", "weight_decay": "--weight-decay", "augment": "--augment"}
 
 
-class CLIError(Exception):
-    """A user error: printed as one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the caller prints it), not usage text and exit."""
-
-    def error(self, message):
-        raise CLIError(f"{message} (see '{self.prog} --help')")
-
-
 # ---------------------------------------------------------------------------
-# helpers shared by the commands
+# helpers of these commands
 
 
-def _model_name(text: str) -> str:
-    from . import models
-    name = text.strip().lower().replace("_", "-")
-    if name not in models.names():
-        raise CLIError(f"unknown model {text!r}; choose one of: {', '.join(models.names())}")
-    return name
-
-
-def _preprocess(dataset: str, input_shape, augment: bool = False):
-    from .data import RandomTranslate, fashion_mnist_preprocess, mnist_preprocess
+def preprocess(dataset: str, input_shape, augment: bool = False):
+    from ..data import RandomTranslate, fashion_mnist_preprocess, mnist_preprocess
     size = input_shape[-1]
     pad_to = size if size != 28 else None
     aug = RandomTranslate(2) if augment else None
@@ -79,7 +55,7 @@ def _preprocess(dataset: str, input_shape, augment: bool = False):
 
 
 def _preprocess_config(dataset: str, input_shape, augment: bool) -> dict:
-    from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD
+    from ..data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD
     mean, std = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if dataset == "fashion-mnist" else (MNIST_MEAN, MNIST_STD)
     return {"pad_to": int(input_shape[-1]), "normalize": [mean, std],
             "augment": "random translation ±2 px" if augment else None}
@@ -87,7 +63,7 @@ def _preprocess_config(dataset: str, input_shape, augment: bool) -> dict:
 
 def _load_dataset(name: str, train: bool, data_dir: str | None):
     """The data set, from ``data_dir`` alone when given (your own IDX files: no checksum, no download)."""
-    from .data import DATASETS, get_dataset
+    from ..data import DATASETS, get_dataset
     if data_dir is None:
         return get_dataset(name, train=train)
     folder = Path(data_dir)
@@ -98,7 +74,7 @@ def _load_dataset(name: str, train: bool, data_dir: str | None):
     expected = f"{split}-images-idx3-ubyte[.gz] and {split}-labels-idx1-ubyte[.gz]"
     missing = CLIError(f"--data-dir {folder}: no {cls.__name__} {'training' if train else 'test'} files there "
                        f"(expected {expected} in {folder} or {folder / name})")
-    from .data import DatasetNotFoundError
+    from ..data import DatasetNotFoundError
     try:
         dataset = cls(root=folder, train=train, download=False, verify=False)
     except DatasetNotFoundError:
@@ -111,7 +87,7 @@ def _load_dataset(name: str, train: bool, data_dir: str | None):
 
 def _run_state(run: Path) -> str:
     """"finished", "unfinished" (a checkpoint to resume) or "empty" (nothing to lose)."""
-    from .train import CHECKPOINT, FINAL_WEIGHTS, METRICS
+    from ..train import CHECKPOINT, FINAL_WEIGHTS, METRICS
     try:
         if json.loads((run / METRICS).read_text()).get("finished"):
             return "finished"
@@ -133,28 +109,18 @@ def _free_run_dir(base: Path) -> Path:
     return candidate
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except ValueError as exc:
-        raise CLIError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise CLIError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _load_run(path: str):
+def load_run(path: str):
     """A model rebuilt from a run folder or a weights file, with its config."""
-    from . import models
-    from .serialization import load
-    from .train import CHECKPOINT, CONFIG, FINAL_WEIGHTS
+    from .. import models
+    from ..serialization import load
+    from ..train import CHECKPOINT, CONFIG, FINAL_WEIGHTS
 
     p = Path(path)
     if p.is_dir():
         config_file = p / CONFIG
         if not config_file.exists():
             raise CLIError(f"{p}: no {CONFIG} in this folder (expected a run folder written by 'striate train')")
-        config = _read_json(config_file)
+        config = read_json(config_file)
         weights = p / FINAL_WEIGHTS if (p / FINAL_WEIGHTS).exists() else p / CHECKPOINT
         if not weights.exists():
             raise CLIError(f"{p}: neither {FINAL_WEIGHTS} nor {CHECKPOINT} is there: nothing to load")
@@ -167,7 +133,7 @@ def _load_run(path: str):
             raise CLIError(f"{p}: the model description in the file's metadata is a "
                            f"{type(config).__name__}, expected a JSON object")
         if not config and (p.parent / CONFIG).exists():
-            config = _read_json(p.parent / CONFIG)
+            config = read_json(p.parent / CONFIG)
         if not config:
             raise CLIError(f"{p}: the file holds weights but no model description; "
                            f"pass the run folder that has {CONFIG}")
@@ -197,7 +163,7 @@ def _load_run(path: str):
 
 
 def _make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float):
-    from . import optim
+    from .. import optim
     if name == "sgd":
         return optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
     if name == "adam":
@@ -221,23 +187,19 @@ def _check_recipe(recipe: dict) -> None:
         raise CLIError("; ".join(problems))
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 # ---------------------------------------------------------------------------
 # commands
 
 
 def cmd_train(args) -> int:
-    import striate as st
-    from . import models
-    from .data import DATASETS, DataLoader
-    from .functional import cross_entropy
-    from .optim import lr_scheduler
-    from .train import CHECKPOINT, CONFIG, NotEnoughMemory, TrainingInterrupted, _gb, fit
+    from .. import random as st_random
+    from .. import models
+    from ..data import DATASETS, DataLoader
+    from ..functional import cross_entropy
+    from ..optim import lr_scheduler
+    from ..train import CHECKPOINT, CONFIG, NotEnoughMemory, TrainingInterrupted, _gb, fit
 
-    name = _model_name(args.model)
+    name = model_name(args.model)
     if args.limit is not None and args.limit < 1:
         raise CLIError(f"--limit must be a positive number of images, got {args.limit}")
     if args.seed is not None and args.seed < 0:
@@ -256,7 +218,7 @@ def cmd_train(args) -> int:
         if state == "empty" or not (out / CONFIG).exists():
             raise CLIError(f"--resume: no interrupted run in {out} (no {CHECKPOINT}); "
                            f"start it without --resume, or name its folder with --out")
-        saved = _read_json(out / CONFIG)
+        saved = read_json(out / CONFIG)
         saved_name = (saved.get("model") or {}).get("name") if isinstance(saved.get("model"), dict) else None
         if saved_name != name:
             raise CLIError(f"--resume: {out} holds a run of model {saved_name!r}, not {name!r}")
@@ -294,7 +256,7 @@ def cmd_train(args) -> int:
             out = chosen
     _check_recipe(recipe)
 
-    st.manual_seed(seed)
+    st_random.manual_seed(seed)
     model = models.get(name)
     shape = tuple(model.input_shape)
     if len(shape) == 3 and (shape[0] != 1 or shape[1] < 28 or shape[1] != shape[2]):
@@ -309,9 +271,9 @@ def cmd_train(args) -> int:
         test_set = (test_set.images[:n_test], test_set.labels[:n_test])
     classes = list(DATASETS[dataset].classes)
     train_loader = DataLoader(train_set, batch_size=recipe["batch_size"], shuffle=True, seed=seed,
-                              transform=_preprocess(dataset, model.input_shape, recipe["augment"]))
+                              transform=preprocess(dataset, model.input_shape, recipe["augment"]))
     test_loader = DataLoader(test_set, batch_size=1000, shuffle=False, seed=seed,
-                             transform=_preprocess(dataset, model.input_shape, False))
+                             transform=preprocess(dataset, model.input_shape, False))
     optimizer = _make_optimizer(recipe["optimizer"], model.parameters(), recipe["lr"], recipe["momentum"],
                                 recipe["weight_decay"])
     scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe["epochs"]) \
@@ -323,7 +285,7 @@ def cmd_train(args) -> int:
     verb = "resuming" if args.resume else "training"
     print(f"{note}{verb} {name} ({model.num_parameters():,} parameters) on {dataset}: "
           f"{len(train_loader.labels):,} training and {len(test_loader.labels):,} test images, "
-          f"{_plural(recipe['epochs'], 'epoch')}, batch {recipe['batch_size']}, {recipe['optimizer']} "
+          f"{plural(recipe['epochs'], 'epoch')}, batch {recipe['batch_size']}, {recipe['optimizer']} "
           f"lr {recipe['lr']:g}{', augmented' if recipe['augment'] else ''}; run folder {out}", flush=True)
     t0 = time.perf_counter()
     try:
@@ -353,16 +315,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import DATASETS, DataLoader
-    from .train import evaluate
+    from ..data import DATASETS, DataLoader
+    from ..train import evaluate
 
-    model, config = _load_run(args.path)
+    model, config = load_run(args.path)
     dataset = args.dataset or config.get("dataset", "mnist")
     if dataset not in DATASETS:
         raise CLIError(f"{args.path}: the run names an unknown data set {dataset!r}; pass --dataset")
     test_set = _load_dataset(dataset, False, args.data_dir)
     classes = DATASETS[dataset].classes
-    loader = DataLoader(test_set, batch_size=1000, seed=0, transform=_preprocess(dataset, model.input_shape, False))
+    loader = DataLoader(test_set, batch_size=1000, seed=0, transform=preprocess(dataset, model.input_shape, False))
     result = evaluate(model, loader, num_classes=len(classes), progress=sys.stderr.isatty())
     print(f"{config['model']['name']} on the {dataset} test set ({result['n']:,} images): "
           f"accuracy {100 * result['acc']:.2f}%, loss {result['loss']:.4f}")
@@ -383,17 +345,17 @@ def _ascii(digit: np.ndarray) -> str:
 
 
 def cmd_predict(args) -> int:
-    import striate.functional as F
-    from .data import DATASETS
-    from .data.images import mnist_style
-    from .tensor import Tensor, no_grad
+    from .. import functional as F
+    from ..data import DATASETS
+    from ..data.images import mnist_style
+    from ..tensor import Tensor, no_grad
 
     if args.top < 1:
         raise CLIError(f"--top must be at least 1, got {args.top}")
-    model, config = _load_run(args.path)
+    model, config = load_run(args.path)
     dataset = config.get("dataset", "mnist")
     classes = DATASETS[dataset].classes if dataset in DATASETS else [str(i) for i in range(10)]
-    prep = _preprocess(dataset if dataset in DATASETS else "mnist", model.input_shape, False)
+    prep = preprocess(dataset if dataset in DATASETS else "mnist", model.input_shape, False)
     for path in args.images:
         digit = mnist_style(path)                                 # (28, 28) white on black, in [0, 1]
         x = prep(digit[None, None], None)                        # (1, 1, H, W) as in training
@@ -409,33 +371,14 @@ def cmd_predict(args) -> int:
             print(_ascii(digit))
     return 0
 
-
-def cmd_summary(args) -> int:
-    from . import models
-    from .summary import summary
-    model = models.get(_model_name(args.model))
-    summary(model, (1,) + tuple(model.input_shape))          # the table shows the batch axis as N
-    print()
-    print(model)
-    return 0
-
-
 # ---------------------------------------------------------------------------
-# argument parsing
+# parsers
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__, models
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = _Parser(
-        prog="striate", description="Convolutional neural networks from first principles, in NumPy.",
-        formatter_class=raw,
-        epilog="examples:\n  striate train lenet5\n  striate evaluate runs/lenet5-mnist\n"
-               "  striate predict runs/lenet5-mnist digit.png\n  striate summary lenet5-modern\n\n"
-               "'striate COMMAND --help' tells more about each command.")
-    parser.add_argument("--version", action="version", version=f"striate {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def add_commands(sub) -> None:
+    """Register ``train``, ``evaluate`` and ``predict`` on the ``striate`` sub-command parser."""
+    from .. import models
+    raw = RAW
     recipes = "\n".join(f"  {k}: " + ", ".join(f"{key}={value}" for key, value in v.items())
                         for k, v in list(RECIPES.items()) + [("other models", _FALLBACK_RECIPE)])
     t = sub.add_parser(
@@ -503,94 +446,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3, help="how many classes to list (default 3)")
     p.add_argument("--show", action="store_true", help="also print the 28×28 image the model sees")
     p.set_defaults(run=cmd_predict)
-
-    s = sub.add_parser("summary", help="layers, output shapes and parameter counts of a model",
-                       formatter_class=raw, description="Layers, output shapes and parameter counts.",
-                       epilog="examples:\n  striate summary lenet5\n  striate summary lenet5-modern")
-    s.add_argument("model", help=f"one of {', '.join(models.names())}")
-    s.set_defaults(run=cmd_summary)
-    from .cli_see import add_commands
-    add_commands(sub)
-    from .models.neocognitron import add_commands as add_neocognitron_commands
-    add_neocognitron_commands(sub)
-    from .cli_experiment import add_commands as add_experiment_commands
-    add_experiment_commands(sub)
-    return parser
-
-
-def _user_errors() -> tuple[type, ...]:
-    from .data import DatasetNotFoundError, IDXError
-    from .data.images import ImageError
-    from .serialization import CheckpointError
-    return (CLIError, DatasetNotFoundError, IDXError, ImageError, CheckpointError, ValueError, OSError)
-
-
-def _error_text(exc: BaseException) -> str:
-    """What to tell the user: without KeyError's quotes and OSError's "[Errno 28]" prefix."""
-    if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return str(exc)
-
-
-def _one_line(message: str) -> str:
-    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
-
-
-def _blas_threads(n):
-    """Limit the BLAS library's threads to ``n`` for the duration of a command (None: leave them)."""
-    import contextlib
-    if n is None:
-        return contextlib.nullcontext()
-    if n < 1:
-        raise CLIError(f"--threads must be at least 1, got {n}")
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n, user_api="blas")
-
-
-def main(argv=None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    from .train import TrainingDiverged
-
-    debug = bool(os.environ.get("STRIATE_DEBUG"))
-    try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if not getattr(args, "run", None):
-            parser.print_help()
-            return 2
-        with _blas_threads(getattr(args, "threads", None)):
-            return args.run(args)
-    except SystemExit as exc:                 # --help and --version
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    except KeyboardInterrupt as exc:
-        if debug:
-            raise
-        print(f"\nstriate: {_one_line(exc) or 'interrupted'}", file=sys.stderr)
-        return 130
-    except BrokenPipeError:                   # `striate summary lenet5 | head`: stop quietly
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
-        return 1
-    except TrainingDiverged as exc:
-        if debug:
-            raise
-        print(f"striate: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    except MemoryError:
-        if debug:
-            raise
-        print("striate: error: out of memory; try a smaller --batch-size", file=sys.stderr)
-        return 1
-    except _user_errors() as exc:
-        if debug:
-            raise
-        print(f"striate: error: {_one_line(_error_text(exc))}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":      # pragma: no cover
-    sys.exit(main())

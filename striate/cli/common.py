@@ -1,0 +1,59 @@
+"""What the command families share: the user-error type, the parser class and small helpers.
+
+This module imports no command module: ``runs``, ``see``, ``experiment`` and
+``neocognitron`` import from it, and ``main`` imports them all.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["CLIError", "Parser", "RAW", "model_name", "plural", "read_json", "out_dir"]
+
+#: help texts keep their line breaks (examples, tables)
+RAW = argparse.RawDescriptionHelpFormatter
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the caller prints it), not usage text and exit."""
+
+    def error(self, message):
+        raise CLIError(f"{message} (see '{self.prog} --help')")
+
+
+def model_name(text: str) -> str:
+    """A registered model's name from what the user typed ("LeNet5_Modern" -> "lenet5-modern")."""
+    from .. import models
+    name = text.strip().lower().replace("_", "-")
+    if name not in models.names():
+        raise CLIError(f"unknown model {text!r}; choose one of: {', '.join(models.names())}")
+    return name
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; anything else is a one-line CLIError."""
+    try:
+        value = json.loads(path.read_text())
+    except ValueError as exc:
+        raise CLIError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise CLIError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def out_dir(value: str | None, default: Path) -> Path:
+    """The folder named by ``--out`` (or ``default``), created; a file there is a CLIError."""
+    out = Path(value) if value else default
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
