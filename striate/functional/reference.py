@@ -10,7 +10,7 @@ to train; read these, and test those against these.
 Letters used throughout:
 
     N batch, C input channels, H×W input size, K output channels (kernels), g groups,
-    kh×kw kernel (window), sh×sw stride, dh×dw dilation, OH×OW output size.
+    kh×kw kernel (window), sh×sw stride, ph×pw padding, dh×dw dilation, OH×OW output size.
 
 One primitive builds everything: :func:`windows`. Output (oh, ow) looks at a kh×kw window of
 the padded input, and the window's tap (i, j) reads
@@ -20,11 +20,11 @@ the padded input, and the window's tap (i, j) reads
 ``windows`` gathers all of them, for all images and all windows at once, with one strided
 slice per tap (kh·kw slices: no loop over pixels or images). Along each axis
 
-    OH = ⌊(H + P − dh·(kh − 1) − 1) / sh⌋ + 1          (P: the padding, both sides together)
+    OH = ⌊(H + P − dh·(kh − 1) − 1) / sh⌋ + 1          (P: the padding of both sides, 2·ph)
 
 Then each op is one line of arithmetic on ``cols``:
 
-    conv2d:   out[n, k, oh, ow] = b[k] + Σ_{c, i, j} w[k, c, i, j] · cols[n, c, i, j, oh, ow]
+    conv2d:   out[n, k, oh, ow] = b[k] + Σ_{c, i, j} w[k, c, i, j] · cols[n, c, i, j, oh, ow]   (c: k's group)
     pooling:  out[n, c, oh, ow] = max, min, sum, mean or Lp norm over (i, j) of cols[n, c, i, j, oh, ow]
 
 and each backward is the chain rule through that line, which gives dL/dcols, followed by
@@ -58,8 +58,8 @@ def _tap(i, j, out_hw, stride, dilation):
     """Where tap (i, j) of every window lies in the padded input: rows i·dh + oh·sh, cols j·dw + ow·sw."""
     (OH, OW), (sh, sw), (dh, dw) = out_hw, stride, dilation
     rows = slice(i * dh, i * dh + (OH - 1) * sh + 1, sh)
-    cols = slice(j * dw, j * dw + (OW - 1) * sw + 1, sw)
-    return ..., rows, cols
+    columns = slice(j * dw, j * dw + (OW - 1) * sw + 1, sw)
+    return ..., rows, columns
 
 
 def windows(x, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), value=0.0):
