@@ -147,7 +147,7 @@ def random_pool(rng, dilation=True, ceil=True):
     """A pooling configuration the fast ops accept: odd sizes, kernels 1–4, stride 1–4, padding up
     to kernel // 2, dilation 1–3, ceil_mode, batch and channels 1–3."""
     while True:
-        shape = tuple(int(v) for v in rng.integers(1, 4, size=2)) + tuple(int(v) for v in rng.integers(1, 13, 2))
+        shape = tuple(int(v) for v in (*rng.integers(1, 4, size=2), *rng.integers(1, 13, size=2)))
         k = tuple(int(v) for v in rng.integers(1, 5, 2))
         cfg = dict(kernel_size=k, stride=tuple(int(v) for v in rng.integers(1, 5, 2)),
                    padding=tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k))
@@ -224,8 +224,8 @@ def test_conv_transpose2d_fast_equals_reference(layout, rng):
         x_shape, w_shape, kw = random_conv_transpose2d(rng)
         K = w_shape[1] * kw["groups"]
         x, w, b = randn(rng, *x_shape), randn(rng, *w_shape), randn(rng, K)
-        check_same(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw), lambda x, w, b: R.conv_transpose2d(x, w, b, **kw),
-                   [x, w, b], trial, f"x {x_shape} w {w_shape} {kw}")
+        check_same(lambda x, w, b: F.conv_transpose2d(x, w, b, **kw),
+                   lambda x, w, b: R.conv_transpose2d(x, w, b, **kw), [x, w, b], trial, f"x {x_shape} w {w_shape} {kw}")
 
 
 @pytest.mark.parametrize("name", ["max_pool2d", "min_pool2d"])
@@ -339,7 +339,8 @@ def test_lp_pool2d_matches_torch_float64(rng, p):
                     lambda t: tF.lp_pool2d(tF.pad(t, (pw, pw, ph, ph)), p, kernel, stride), [x], TIGHT, trial)
         if p == 2:
             check_torch(lambda t: R.l2_pool2d(t, kernel, stride, (ph, pw)),
-                        lambda t: tF.lp_pool2d(tF.pad(t, (pw, pw, ph, ph)), 2, kernel, stride), [x], TIGHT, trial)
+                        lambda t: tF.lp_pool2d(tF.pad(t, (pw, pw, ph, ph)), 2, kernel, stride),
+                        [x], TIGHT, trial)
 
 
 def test_float32_reference_is_float32_and_close_to_torch_float64(rng):
