@@ -25,7 +25,9 @@ give), runs it through striate's ops and writes down each step::
 
 The numbers come from the library's own ops (``F.conv2d``, ``F.max_pool2d``, ...,
 in float64), so an explanation is also a check that the op does what the text
-says; the tests compare them with PyTorch.
+says; the tests compare them with PyTorch. The windows and the step-by-step sums
+come from the textbook ops of :mod:`striate.functional.reference`, the same
+arithmetic the text writes out.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ import numpy as np
 
 from . import filters
 from . import functional as F
+from .functional import reference as R
 from .functional._utils import nonnegative_pair, positive_pair
 from .tensor import Tensor, no_grad
 from .viz.images import Matrix, Picture, Symbol, format_number, plot_rows, rows_size
@@ -205,10 +208,13 @@ def explain_conv(image=None, kernel="oblique", stride=1, padding=0, pool: int = 
     if OH * OW > 64:
         raise ValueError(f"explain conv: {OH}×{OW} = {OH * OW} steps are too many to read; "
                          f"use a smaller image (at most 64 output positions)")
-    # windows[i, j] = padded[i·sh : i·sh + kh, j·sw : j·sw + kw], the part the kernel lies on for output (i, j)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw))[::sh, ::sw]      # (OH, OW, kh, kw)
+    # windows[i, j] = padded[i·sh : i·sh + kh, j·sw : j·sw + kw], the part the kernel lies on for
+    # output (i, j); each step's sum is the textbook convolution's (reference.conv2d), fmap the fast op's
+    cols = R.windows(x[None, None], (kh, kw), (sh, sw), (ph, ph, pw, pw))[0, 0]          # (kh, kw, OH, OW)
+    windows = cols.transpose(2, 3, 0, 1)                                                 # (OH, OW, kh, kw)
     products = windows * k
-    sums = products.sum(axis=(2, 3))
+    with no_grad():
+        sums = R.conv2d(x[None, None], k[None, None], stride=(sh, sw), padding=(ph, pw)).data[0, 0]
     arrays = {"input": x, "padded": padded, "kernel": k, "windows": windows, "products": products,
               "sums": sums, "feature_map": fmap}
 
@@ -253,6 +259,7 @@ def explain_conv(image=None, kernel="oblique", stride=1, padding=0, pool: int = 
             lines += ["", f"(no {pool}×{pool} pooling: the feature map {OH}×{OW} is smaller than the window)"]
         else:
             pooled = F.max_pool2d(fmap[None, None], pool, pool_stride).data[0, 0]
+            pool_windows = R.windows(fmap[None, None], (pool, pool), (pool_stride, pool_stride))[0, 0]
             arrays["pooled"] = pooled
             PH, PW = pooled.shape
             _, pline = _out_size_line("OH", OH, 0, pool, pool_stride)
@@ -261,8 +268,7 @@ def explain_conv(image=None, kernel="oblique", stride=1, padding=0, pool: int = 
                       "keeps only its largest value.", f"  {pline}", f"  {pwline}"]
             for i in range(PH):
                 for j in range(PW):
-                    win = fmap[i * pool_stride:i * pool_stride + pool, j * pool_stride:j * pool_stride + pool]
-                    values = ", ".join(format_number(v, 3) for v in win.ravel())
+                    values = ", ".join(format_number(v, 3) for v in pool_windows[:, :, i, j].ravel())
                     lines.append(f"  rows {_span(i * pool_stride, pool)}, columns {_span(j * pool_stride, pool)}: "
                                  f"max({values}) = {format_number(pooled[i, j], 3)}")
             code = ", ".join(format_number(v, 3) for v in pooled.ravel())
@@ -384,9 +390,10 @@ def explain_pool(x=None, kernel_size: int = 2, stride: int | None = None) -> Exp
              "", *_side_by_side([_labelled("input", x, 3)], []), "",
              f"Output size: {line};  {wline}",
              "Pooling has no weights: each window is reduced by a fixed function.", ""]
+    cols = R.windows(x[None, None], (k, k), (s, s))[0, 0]                 # (k, k, OH, OW)
     for i in range(OH):
         for j in range(OW):
-            win = x[i * s:i * s + k, j * s:j * s + k]
+            win = cols[:, :, i, j]
             values = ", ".join(format_number(v, 3) for v in win.ravel())
             squares = " + ".join(format_number(v * v, 3) for v in win.ravel())
             lines.append(f"window rows {_span(i * s, k)}, columns {_span(j * s, k)}: ({values})")
@@ -875,15 +882,15 @@ def explain_winograd(seed: int = 0) -> Explanation:
     """Winograd's F(2×2, 3×3) on one 4×4 tile and one 3×3 kernel, against the direct sums.
 
     Small integers (drawn with ``seed``) keep every number readable; the output is computed
-    three ways: directly, with the matrices written out here, and by
-    ``F.conv2d(..., algorithm="winograd")``.
+    three ways: directly (the textbook sum, ``reference.conv2d``), with the matrices written
+    out here, and by ``F.conv2d(..., algorithm="winograd")``.
     """
     from .functional import winograd
     rng = np.random.default_rng(seed)
     d = rng.integers(-3, 4, (4, 4)).astype(np.float64)
     g = rng.integers(-2, 3, (3, 3)).astype(np.float64)
     BT, G, AT = (np.array(m, dtype=np.float64) for m in (winograd._BT, winograd._G, winograd._AT))
-    direct = F.conv2d(d[None, None], g[None, None], algorithm="im2col").data[0, 0]
+    direct = R.conv2d(d[None, None], g[None, None]).data[0, 0]
     ours = F.conv2d(d[None, None], g[None, None], algorithm="winograd").data[0, 0]
     V = BT @ d @ BT.T                        # the input tile, transformed: additions only
     U = G @ g @ G.T                          # the kernel, transformed once

@@ -1,5 +1,10 @@
 """Convolutions: ``conv2d``, ``conv_transpose2d`` and ``conv2d_fused``, each a few large matrix products.
 
+To learn the math, read ``reference.py`` first (``striate.functional.reference``): the textbook
+conv2d and conv_transpose2d, windows times kernels, forward and backward side by side in a
+screenful each, with the same signatures. This module computes the same thing reorganised for
+speed, as described below; the tests hold the two equal.
+
 Letters used throughout: N batch, C input channels, K output channels (kernels), H×W input
 size, kh×kw kernel, sh×sw stride, dh×dw dilation, OH×OW output size, g groups.
 
@@ -356,6 +361,9 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
            dilation: IntPair = 1, groups: int = 1, *, algorithm: Algorithm = "auto") -> Tensor:
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
+    The textbook version, forward and backward in a screenful:
+    :func:`striate.functional.reference.conv2d` (same signature, same result up to round-off).
+
         out[n, k, oh, ow] = bias[k] + Σ_{c, i, j} weight[k, c, i, j] ·
                             x_pad[n, G(k)·C/g + c, oh·sh + i·dh, ow·sw + j·dw]
 
@@ -467,6 +475,9 @@ def _winograd_conv2d(op, x, weight, bias, geo) -> Tensor:
 def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair = 0,
                      output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1) -> Tensor:
     """Transposed convolution ("deconvolution"): the input gradient of ``conv2d`` as an op.
+
+    The textbook version, forward and backward in a screenful:
+    :func:`striate.functional.reference.conv_transpose2d` (same signature, same result up to round-off).
 
     Each input pixel scatters a copy of its kernel, scaled by its value, into the output
     at stride ``stride``; overlapping copies add up. This is exactly the map that sends

@@ -1,5 +1,10 @@
 """Pooling: max, min, average, sum and Lp pooling over windows, plus adaptive and global pools.
 
+To learn the math, read ``reference.py`` first (``striate.functional.reference``): every
+pooling there is a reduction over the axes of one array of windows, forward and backward in a
+screenful, with the same signatures. This module computes the same thing reorganised for
+speed, as described below; the tests hold the two equal.
+
 Letters used throughout: N batch, C channels, H×W input size, kh×kw window (kernel),
 sh×sw stride, ph×pw padding, dh×dw dilation, OH×OW output size. Every pool maps
 (N, C, H, W) to (N, C, OH, OW), each channel on its own, with PyTorch's output size
@@ -265,6 +270,9 @@ def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Maximum over each kh×kw window of each channel.
 
+    The textbook version, forward and backward in a screenful:
+    :func:`striate.functional.reference.max_pool2d` (same signature, same result up to round-off).
+
     Args:
         x: (N, C, H, W), float32 or float64.
         kernel_size: kh×kw, an int or a pair.
@@ -294,6 +302,9 @@ def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
 def min_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Minimum over each kh×kw window of each channel: the mirror of :func:`max_pool2d`.
+
+    The textbook version, forward and backward in a screenful:
+    :func:`striate.functional.reference.min_pool2d` (same signature, same result up to round-off).
 
     Same arguments, shapes and rules (padding ≤ kernel_size // 2; padded positions
     count as +∞ and never win). On ties the gradient goes to the first minimum in
@@ -336,6 +347,9 @@ def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
                divisor_override: Optional[int] = None) -> Tensor:
     """Mean over each kh×kw window of each channel (PyTorch's ``avg_pool2d``).
 
+    The textbook version, forward and backward in a screenful:
+    :func:`striate.functional.reference.avg_pool2d` (same signature, same result up to round-off).
+
     Args:
         x: (N, C, H, W), float32 or float64.
         kernel_size, stride, padding, ceil_mode: as in :func:`max_pool2d`
@@ -368,6 +382,9 @@ def sum_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
                padding: IntPair = 0) -> Tensor:
     """Sum over each kh×kw window of each channel (zero padding, at most ``kernel_size // 2``).
 
+    The textbook version, forward and backward in a screenful:
+    :func:`striate.functional.reference.sum_pool2d` (same signature, same result up to round-off).
+
     The same as ``avg_pool2d(x, ..., divisor_override=1)``, and as kh·kw times
     ``avg_pool2d`` with ``count_include_pad=True``.
 
@@ -397,6 +414,9 @@ def _check_p(p, op: str) -> float:
 def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = None,
               padding: IntPair = 0) -> Tensor:
     """Power-average pooling: (Σ x^p)^(1/p) over each kh×kw window, like PyTorch's ``lp_pool2d``.
+
+    The textbook version, forward and backward in a screenful:
+    :func:`striate.functional.reference.lp_pool2d` (same signature, same result up to round-off).
 
     p = 1 is sum pooling, p = 2 L2 pooling (the root of the window's energy), and
     for non-negative inputs a large p approaches max pooling.
@@ -443,7 +463,11 @@ def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = Non
 
 def l2_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
               padding: IntPair = 0) -> Tensor:
-    """L2 pooling, √(Σ x²) over each window: ``lp_pool2d`` with p = 2 (see there)."""
+    """L2 pooling, √(Σ x²) over each window: ``lp_pool2d`` with p = 2 (see there).
+
+    The textbook version, forward and backward in a screenful:
+    :func:`striate.functional.reference.l2_pool2d` (same signature, same result up to round-off).
+    """
     return lp_pool2d(x, 2, kernel_size, stride, padding)
 
 
