@@ -232,12 +232,13 @@ def cmd_explain(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .cli import _load_run, _preprocess
+    from .train import load_run, preprocess
     from .data.images import load_image, mnist_style
     from .explain import format_matrix
     from .viz.kernels import feature_maps, first_conv_weight, plot_feature_maps, plot_kernels
 
-    model, config = _load_run(args.path)
+    loaded = load_run(args.path)
+    model, config = loaded.model, loaded.config
     run = Path(args.path)
     out = _out_dir(args.out, run if run.is_dir() else run.parent)
     title = config.get("title") or config.get("model", {}).get("name", "model")
@@ -264,7 +265,7 @@ def cmd_show(args) -> int:
             raise _error(f"show --image prepares digits the MNIST way (one channel); this model expects "
                          f"{input_shape[0]} channels")
         digit = mnist_style(load_image(args.image))                  # (28, 28), white on black, [0, 1]
-        x = _preprocess(dataset, input_shape, False)(digit[None, None], None)
+        x = preprocess(dataset, input_shape, False)(digit[None, None], None)
         layers, logits = feature_maps(model, x)
         shifted = logits[0] - logits[0].max()
         probs = np.exp(shifted) / np.exp(shifted).sum()

@@ -163,8 +163,8 @@ def test_mid_epoch_checkpoints_resume_exactly(tmp_path, reference):
         pass
 
     saves = []
-    import striate.train as train_module
-    real_save = train_module.save_checkpoint
+    import striate.train.checkpoint as checkpoint_module
+    real_save = checkpoint_module.save_checkpoint
 
     def save_then_die(path, model, optimizer, scheduler, position, *args):
         real_save(path, model, optimizer, scheduler, position, *args)
@@ -172,12 +172,12 @@ def test_mid_epoch_checkpoints_resume_exactly(tmp_path, reference):
         if position["epoch"] == 2 and position["batch"] == 9:
             raise Killed                                   # as if the process died just after writing it
 
-    train_module.save_checkpoint = save_then_die
+    checkpoint_module.save_checkpoint = save_then_die
     try:
         with pytest.raises(Killed):
             run(tmp_path, checkpoint_seconds=0)
     finally:
-        train_module.save_checkpoint = real_save
+        checkpoint_module.save_checkpoint = real_save
     assert saves[:3] == [(1, 1), (1, 2), (1, 3)] and (2, 0) in saves
     model, _ = run(tmp_path, resume=True, seed=5)
     assert_same_weights(weights(model), reference[False][0])

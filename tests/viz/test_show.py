@@ -8,7 +8,7 @@ import striate as st
 import striate.functional as F
 from striate import cli, models, optim
 from striate.data import DataLoader
-from striate.train import fit
+from striate.train import fit, preprocess
 from striate.viz.kernels import (LayerMaps, feature_maps, feature_maps_size, first_conv_weight, kernels_size,
                                  plot_kernels)
 
@@ -26,7 +26,7 @@ def _train_tiny(folder, name: str):
     images = rng.random((16, 28, 28)).astype(np.float32)
     labels = rng.integers(0, 10, 16)
     loader = DataLoader((images, labels), batch_size=8, seed=0,
-                        transform=cli._preprocess("mnist", model.input_shape))
+                        transform=preprocess("mnist", model.input_shape))
     config = {"model": model.config, "dataset": "mnist", "seed": 0, "title": f"{name} (tiny test run)"}
     fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.01), loader, epochs=1, out_dir=folder,
         progress=False, config=config, log=lambda line: None)
