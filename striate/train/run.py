@@ -272,7 +272,7 @@ class Run:
         Padding to the model's input size and normalisation with the data set's
         statistics follow, as in training.
         """
-        return self._transform(self._as_nchw(images), None)
+        return self._transform(self._as_nchw(images, "Run.preprocess"), None)
 
     def predict(self, images, batch_size: int = 256) -> np.ndarray:
         """Class probabilities, float32 (N, len(classes)); each row sums to 1.
@@ -282,7 +282,7 @@ class Run:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Run.predict: batch_size must be a positive int, got {batch_size!r}")
-        x = self._as_nchw(images)                                   # (N, C, H, W) float32 in [0, 1]
+        x = self._as_nchw(images, "Run.predict")                    # (N, C, H, W) float32 in [0, 1]
         out = []
         with no_grad():
             for lo in range(0, len(x), batch_size):
@@ -294,40 +294,39 @@ class Run:
                            f"{len(self.classes)} classes ({self.dataset or 'from its config'})")
         return probs
 
-    def _as_nchw(self, images) -> np.ndarray:
+    def _as_nchw(self, images, op: str) -> np.ndarray:
         """Check ``images`` against what the run was trained on; (N, C, H, W) float32 in [0, 1]."""
         if len(self.input_shape) != 3:
-            raise RunError(f"{self.path}: the model takes inputs of shape {self.input_shape}, not images")
+            raise RunError(f"{op}: the model of {self.path} takes inputs of shape {self.input_shape}, not images")
         C, (H, W) = self.input_shape[0], self.image_size
         want = f"(N, {H}, {W})" + (f" or (N, {H}, {W}, {C})" if C == 1 else f" (N, {H}, {W}, {C})")
         if isinstance(images, (str, os.PathLike)):
-            raise TypeError(f"Run: expected a list of image files or an array {want}, got one path "
+            raise TypeError(f"{op} expects a list of image files or an array {want}, got one path "
                             f"{str(images)!r}: pass [{str(images)!r}]")
         if isinstance(images, (list, tuple)) and not images:
-            raise ValueError(f"Run: expected at least one image {want} or image file, got an empty "
+            raise ValueError(f"{op} expects at least one image {want} or image file, got an empty "
                              f"{type(images).__name__}")
         if isinstance(images, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in images):
             from ..data.images import mnist_style
             images = np.stack([mnist_style(p) for p in images])             # (N, 28, 28) float32 in [0, 1]
         if not isinstance(images, np.ndarray):
-            raise TypeError(f"Run: expected images as a NumPy array {want} or a list of image files, "
+            raise TypeError(f"{op} expects images as a NumPy array {want} or a list of image files, "
                             f"got {type(images).__name__}")
         if images.dtype != np.uint8 and images.dtype.kind != "f":
-            raise TypeError(f"Run: expected uint8 (0-255) or float ([0, 1]) images, got dtype {images.dtype}")
-        if images.ndim == 3:
-            images = images[..., None]                                     # (N, H, W, 1)
-        if images.ndim != 4 or images.shape[1:] != (H, W, C):
-            raise ValueError(f"Run: this run's model takes images {want} (the size of the data set's "
-                             f"images, {H}×{W}, {C} channel{'s' if C > 1 else ''}), got shape {images.shape}")
-        if len(images) == 0:
-            raise ValueError(f"Run: expected at least one image {want}, got shape {images.shape}")
-        if images.dtype == np.uint8:
-            x = np.divide(images, np.float32(255), dtype=np.float32)     # as the data loader's to_float
+            raise TypeError(f"{op} expects uint8 (0-255) or float ([0, 1]) images, got dtype {images.dtype}")
+        x = images[..., None] if images.ndim == 3 else images               # (N, H, W, C)
+        if x.ndim != 4 or x.shape[1:] != (H, W, C):
+            raise ValueError(f"{op} expects images {want} (the size of the images the run was trained on, "
+                             f"{H}×{W}, {C} channel{'s' if C > 1 else ''}), got shape {images.shape}")
+        if len(x) == 0:
+            raise ValueError(f"{op} expects at least one image {want}, got shape {images.shape}")
+        if x.dtype == np.uint8:
+            x = np.divide(x, np.float32(255), dtype=np.float32)          # as the data loader's to_float
         else:
-            x = images.astype(np.float32, copy=False)
+            x = x.astype(np.float32, copy=False)
             lo, hi = float(x.min()), float(x.max())
             if not (lo >= 0 and hi <= 1):
-                raise ValueError(f"Run: float images are taken as values in [0, 1], got values from {lo:g} to "
+                raise ValueError(f"{op} takes float images as values in [0, 1], got values from {lo:g} to "
                                  f"{hi:g} (pass the raw images, not normalised ones; uint8 are taken as 0-255)")
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))           # (N, C, H, W)
 
