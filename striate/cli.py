@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "build_parser", "RECIPES", "CLIError"]
-
 # The recipes, the optimizer, the data's preparation and the run folder are the training
 # package's (striate.train); the command line adds its options and messages.
 from .train import (DATASET_NAMES, DEFAULT_DATASET, FALLBACK_RECIPE, RECIPES, check_recipe, format_bytes,
                     free_run_dir, load_run, make_optimizer, preprocess, preprocess_config, read_json, recipe_for,
                     run_state)
+
+__all__ = ["main", "build_parser", "RECIPES", "CLIError"]
 
 # the recipe's keys that a command-line option can set, with the option's spelling
 _OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
@@ -172,7 +172,7 @@ def cmd_train(args) -> int:
     test_loader = DataLoader(test_set, batch_size=1000, shuffle=False, seed=seed,
                              transform=preprocess(dataset, model.input_shape, False))
     optimizer = make_optimizer(recipe["optimizer"], model.parameters(), recipe["lr"], recipe["momentum"],
-                                recipe["weight_decay"])
+                               recipe["weight_decay"])
     scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe["epochs"]) \
         if recipe.get("schedule") == "cosine" else None
 

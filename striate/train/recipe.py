@@ -106,7 +106,7 @@ def preprocess(dataset: str, size=None, augment=False):
     (``data.mnist_preprocess``). A run's test loader and ``Run.preprocess`` use
     ``augment=False``.
     """
-    step = RandomTranslate(AUGMENT_SHIFT) if augment is True else (augment or None)
+    step = augment if callable(augment) else (RandomTranslate(AUGMENT_SHIFT) if augment else None)
     make = fashion_mnist_preprocess if dataset == "fashion-mnist" else mnist_preprocess
     return make(pad_to=_pad_to(size), normalize=True, augment=step)
 

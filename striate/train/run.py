@@ -272,7 +272,7 @@ class Run:
         Padding to the model's input size and normalisation with the data set's
         statistics follow, as in training.
         """
-        return self._transform(self._as_nchw(images, "Run.preprocess"), None)
+        return self._prepare(self._checked(images, "Run.preprocess"))
 
     def predict(self, images, batch_size: int = 256) -> np.ndarray:
         """Class probabilities, float32 (N, len(classes)); each row sums to 1.
@@ -282,11 +282,11 @@ class Run:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Run.predict: batch_size must be a positive int, got {batch_size!r}")
-        x = self._as_nchw(images, "Run.predict")                    # (N, C, H, W) float32 in [0, 1]
+        images = self._checked(images, "Run.predict")              # (N, H, W, C) uint8 or float
         out = []
         with no_grad():
-            for lo in range(0, len(x), batch_size):
-                logits = self.model(Tensor(self._transform(x[lo:lo + batch_size], None)))    # (B, K)
+            for lo in range(0, len(images), batch_size):
+                logits = self.model(Tensor(self._prepare(images[lo:lo + batch_size])))      # (B, K)
                 out.append(softmax(logits, dim=1).data)
         probs = np.concatenate(out)
         if probs.shape[1] != len(self.classes):
@@ -294,8 +294,8 @@ class Run:
                            f"{len(self.classes)} classes ({self.dataset or 'from its config'})")
         return probs
 
-    def _as_nchw(self, images, op: str) -> np.ndarray:
-        """Check ``images`` against what the run was trained on; (N, C, H, W) float32 in [0, 1]."""
+    def _checked(self, images, op: str) -> np.ndarray:
+        """``images`` checked against what the run was trained on: (N, H, W, C), uint8 or float in [0, 1]."""
         if len(self.input_shape) != 3:
             raise RunError(f"{op}: the model of {self.path} takes inputs of shape {self.input_shape}, not images")
         C, (H, W) = self.input_shape[0], self.image_size
@@ -320,15 +320,20 @@ class Run:
                              f"{H}×{W}, {C} channel{'s' if C > 1 else ''}), got shape {images.shape}")
         if len(x) == 0:
             raise ValueError(f"{op} expects at least one image {want}, got shape {images.shape}")
-        if x.dtype == np.uint8:
-            x = np.divide(x, np.float32(255), dtype=np.float32)          # as the data loader's to_float
-        else:
-            x = x.astype(np.float32, copy=False)
+        if x.dtype != np.uint8:
             lo, hi = float(x.min()), float(x.max())
             if not (lo >= 0 and hi <= 1):
                 raise ValueError(f"{op} takes float images as values in [0, 1], got values from {lo:g} to "
                                  f"{hi:g} (pass the raw images, not normalised ones; uint8 are taken as 0-255)")
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))           # (N, C, H, W)
+        return x
+
+    def _prepare(self, x: np.ndarray) -> np.ndarray:
+        """Checked images (B, H, W, C) -> float32 (B, C, H, W) through the run's test transform."""
+        if x.dtype == np.uint8:
+            x = np.divide(x, np.float32(255), dtype=np.float32)          # as the data loader's to_float
+        else:
+            x = x.astype(np.float32, copy=False)
+        return self._transform(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), None)
 
     def _outputs(self) -> int:
         """The model's number of outputs, from one forward of a blank sample."""
