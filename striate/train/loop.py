@@ -355,8 +355,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
                     due = checkpoint_seconds is not None and time.monotonic() - last_save >= checkpoint_seconds
                     if (stop.requested or due) and step + 1 < steps_per_epoch:
                         if files is not None:
-                            files.save_checkpoint(model, optimizer, scheduler, {"epoch": epoch, "batch": step + 1,
-                                                  "partial": stats.state_dict()}, history, identity)
+                            position = {"epoch": epoch, "batch": step + 1, "partial": stats.state_dict()}
+                            files.save_checkpoint(model, optimizer, scheduler, position, history, identity)
                         last_save = time.monotonic()
                         if stop.requested:
                             raise _interrupted(out, epoch, step + 1, steps_per_epoch)
@@ -377,8 +377,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
                     scheduler.step()
             say(_summary_line(record, epochs))
             if files is not None:
-                files.save_checkpoint(model, optimizer, scheduler, {"epoch": epoch + 1, "batch": 0, "partial": None},
-                                      history, identity)
+                position = {"epoch": epoch + 1, "batch": 0, "partial": None}        # the next epoch's start
+                files.save_checkpoint(model, optimizer, scheduler, position, history, identity)
                 files.write_progress(history, plots, title)
             last_save = time.monotonic()
             if stop.requested and epoch < epochs:
