@@ -23,7 +23,7 @@ from PIL import Image
 import striate as st
 from striate import models
 from striate.cli import main
-from striate.cli.runs import RECIPES
+from striate.train import RECIPES
 from striate.data import write_idx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -308,7 +308,7 @@ def test_user_errors_are_one_line(argv, pattern, trained, data_dir, bad_files, c
 
 def test_ctrl_c_before_training_and_the_debug_switch(data_dir, tmp_path, monkeypatch, capsys):
     import striate.cli.runs as cli_module
-    from striate.cli import CLIError
+    from striate.train import RunError
 
     def interrupted(*args):
         raise KeyboardInterrupt
@@ -317,7 +317,7 @@ def test_ctrl_c_before_training_and_the_debug_switch(data_dir, tmp_path, monkeyp
     code, out, err = cli(capsys, "train", "mlp", "--data-dir", data_dir, "--out", tmp_path / "run")
     assert code == 130 and err.strip() == "striate: interrupted" and "Traceback" not in err
     monkeypatch.setenv("STRIATE_DEBUG", "1")
-    with pytest.raises(CLIError, match="no such run folder"):
+    with pytest.raises(RunError, match="no such run folder"):                # the error itself, not one line
         main(["evaluate", str(tmp_path / "nowhere")])
 
 

@@ -6,36 +6,21 @@
 """
 from __future__ import annotations
 
-import json
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .common import RAW, CLIError, model_name, plural, read_json
+# The recipes, the optimizer, the data's preparation and the run folder are the training
+# package's (striate.train); the command line adds its options and messages.
+from ..train import (DATASET_NAMES, DEFAULT_DATASET, FALLBACK_RECIPE, RECIPES, check_recipe, format_bytes,
+                     free_run_dir, load_run, make_optimizer, preprocess, preprocess_config, read_json, recipe_for,
+                     run_state)
+from .common import RAW, CLIError, model_name, plural
 
-__all__ = ["add_commands", "cmd_train", "cmd_evaluate", "cmd_predict", "load_run", "preprocess", "RECIPES",
-           "DATASET_NAMES"]
+__all__ = ["add_commands", "cmd_train", "cmd_evaluate", "cmd_predict"]
 
-# Per-model defaults: what `striate train MODEL` does with no options. Each meets
-# the accuracy in the README's results table (measured there with this recipe).
-RECIPES = {
-    "lenet5": dict(epochs=15, batch_size=32, lr=0.005, optimizer="sgd", momentum=0.9, weight_decay=0.0,
-                   augment=True, schedule="cosine"),
-    "lenet5-modern": dict(epochs=10, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
-                          augment=True, schedule="cosine"),
-    "mlp": dict(epochs=15, batch_size=64, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=0.0,
-                augment=False, schedule="cosine"),
-    "alexnet-small": dict(epochs=10, batch_size=128, lr=0.05, optimizer="sgd", momentum=0.9, weight_decay=5e-4,
-                          augment=False, schedule="cosine"),
-}
-# the data set a model trains on when --dataset is not given
-DEFAULT_DATASET = {"alexnet-small": "fashion-mnist"}
-_FALLBACK_RECIPE = dict(epochs=10, batch_size=64, lr=0.01, optimizer="sgd", momentum=0.9, weight_decay=0.0,
-                        augment=False, schedule="cosine")
-DATASET_NAMES = ("mnist", "fashion-mnist")
 # the recipe's keys that a command-line option can set, with the option's spelling
 _OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
             "momentum": "--momentum", "weight_decay": "--weight-decay", "augment": "--augment"}
@@ -43,22 +28,6 @@ _OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "o
 
 # ---------------------------------------------------------------------------
 # helpers of these commands
-
-
-def preprocess(dataset: str, input_shape, augment: bool = False):
-    from ..data import RandomTranslate, fashion_mnist_preprocess, mnist_preprocess
-    size = input_shape[-1]
-    pad_to = size if size != 28 else None
-    aug = RandomTranslate(2) if augment else None
-    make = fashion_mnist_preprocess if dataset == "fashion-mnist" else mnist_preprocess
-    return make(pad_to=pad_to, normalize=True, augment=aug)
-
-
-def _preprocess_config(dataset: str, input_shape, augment: bool) -> dict:
-    from ..data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD
-    mean, std = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if dataset == "fashion-mnist" else (MNIST_MEAN, MNIST_STD)
-    return {"pad_to": int(input_shape[-1]), "normalize": [mean, std],
-            "augment": "random translation ±2 px" if augment else None}
 
 
 def _load_dataset(name: str, train: bool, data_dir: str | None):
@@ -85,119 +54,17 @@ def _load_dataset(name: str, train: bool, data_dir: str | None):
     return dataset
 
 
-def _run_state(run: Path) -> str:
-    """"finished", "unfinished" (a checkpoint to resume) or "empty" (nothing to lose)."""
-    from ..train import CHECKPOINT, FINAL_WEIGHTS, METRICS
-    try:
-        if json.loads((run / METRICS).read_text()).get("finished"):
-            return "finished"
-    except (OSError, ValueError, AttributeError):
-        pass
-    if (run / CHECKPOINT).exists():
-        return "unfinished"
-    if (run / FINAL_WEIGHTS).exists():
-        return "finished"
-    return "empty"
-
-
-def _free_run_dir(base: Path) -> Path:
-    """``base``, or base-2, base-3, ... : the first that holds no run (a run is never overwritten)."""
-    candidate, n = base, 1
-    while _run_state(candidate) != "empty":
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
-
-
-def load_run(path: str):
-    """A model rebuilt from a run folder or a weights file, with its config."""
-    from .. import models
-    from ..serialization import load
-    from ..train import CHECKPOINT, CONFIG, FINAL_WEIGHTS
-
-    p = Path(path)
-    if p.is_dir():
-        config_file = p / CONFIG
-        if not config_file.exists():
-            raise CLIError(f"{p}: no {CONFIG} in this folder (expected a run folder written by 'striate train')")
-        config = read_json(config_file)
-        weights = p / FINAL_WEIGHTS if (p / FINAL_WEIGHTS).exists() else p / CHECKPOINT
-        if not weights.exists():
-            raise CLIError(f"{p}: neither {FINAL_WEIGHTS} nor {CHECKPOINT} is there: nothing to load")
-        state, metadata = load(weights, with_metadata=True)
-    elif p.is_file():
-        weights = p
-        state, metadata = load(p, with_metadata=True)
-        config = metadata.get("config") if isinstance(metadata, dict) else None
-        if config is not None and not isinstance(config, dict):
-            raise CLIError(f"{p}: the model description in the file's metadata is a "
-                           f"{type(config).__name__}, expected a JSON object")
-        if not config and (p.parent / CONFIG).exists():
-            config = read_json(p.parent / CONFIG)
-        if not config:
-            raise CLIError(f"{p}: the file holds weights but no model description; "
-                           f"pass the run folder that has {CONFIG}")
-    else:
-        raise CLIError(f"{p}: no such run folder or weights file")
-    description = config.get("model")
-    if not isinstance(description, dict) or "name" not in description:
-        raise CLIError(f"{p}: the run's config has no model description ('model': {{'name': ..., 'kwargs': ...}})")
-    try:
-        model = models.from_config(description)
-    except (ValueError, TypeError) as exc:
-        raise CLIError(f"{p}: cannot rebuild the model: {exc}") from None
-    except MemoryError:
-        raise CLIError(f"{p}: cannot rebuild the model: its description {description} asks for more "
-                       f"memory than this machine has") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):      # a training checkpoint
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise CLIError(f"{weights}: holds no state dict of weights")
-    try:
-        model.load_state_dict(state)
-    except (KeyError, ValueError, TypeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        raise CLIError(f"{weights}: these weights do not fit model {description['name']!r}: {message}") from None
-    model.eval()
-    return model, config
-
-
-def _make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float):
-    from .. import optim
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
-    if name == "adam":
-        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise CLIError(f"unknown optimizer {name!r}; choose sgd or adam")
-
-
-def _check_recipe(recipe: dict) -> None:
-    problems = []
-    if recipe["epochs"] < 1:
-        problems.append(f"--epochs must be at least 1, got {recipe['epochs']}")
-    if recipe["batch_size"] < 1:
-        problems.append(f"--batch-size must be at least 1, got {recipe['batch_size']}")
-    if not (math.isfinite(recipe["lr"]) and recipe["lr"] > 0):
-        problems.append(f"--lr must be a positive number, got {recipe['lr']}")
-    if not (math.isfinite(recipe["momentum"]) and 0 <= recipe["momentum"] < 1):
-        problems.append(f"--momentum must be in [0, 1), got {recipe['momentum']}")
-    if not (math.isfinite(recipe["weight_decay"]) and recipe["weight_decay"] >= 0):
-        problems.append(f"--weight-decay must be >= 0, got {recipe['weight_decay']}")
-    if problems:
-        raise CLIError("; ".join(problems))
-
-
 # ---------------------------------------------------------------------------
 # commands
 
 
 def cmd_train(args) -> int:
-    from .. import random as st_random
     from .. import models
+    from .. import random as st_random
     from ..data import DATASETS, DataLoader
     from ..functional import cross_entropy
     from ..optim import lr_scheduler
-    from ..train import CHECKPOINT, CONFIG, NotEnoughMemory, TrainingInterrupted, _gb, fit
+    from ..train import CHECKPOINT, CONFIG, NotEnoughMemory, TrainingInterrupted, fit
 
     name = model_name(args.model)
     if args.limit is not None and args.limit < 1:
@@ -214,7 +81,7 @@ def cmd_train(args) -> int:
         raise CLIError(f"{out} is a file, not a run folder; choose another --out")
     if args.resume:
         # A resumed run keeps every setting of the first one: they are in its config.json.
-        state = _run_state(out)
+        state = run_state(out)
         if state == "empty" or not (out / CONFIG).exists():
             raise CLIError(f"--resume: no interrupted run in {out} (no {CHECKPOINT}); "
                            f"start it without --resume, or name its folder with --out")
@@ -240,10 +107,10 @@ def cmd_train(args) -> int:
                            f"start a new one (a new --out, or leave --out out)")
         note = ""
     else:
-        recipe = dict(RECIPES.get(name, _FALLBACK_RECIPE))
+        recipe = recipe_for(name)
         recipe.update(given)
         dataset, seed, limit = default_dataset, args.seed if args.seed is not None else 0, args.limit
-        state = _run_state(out)
+        state = run_state(out)
         if state == "unfinished":
             raise CLIError(f"{out} holds an unfinished run: continue it with --resume, "
                            f"or choose another folder with --out")
@@ -251,10 +118,10 @@ def cmd_train(args) -> int:
         if state == "finished":
             if args.out:
                 raise CLIError(f"{out} holds a finished run, which is never overwritten; choose another --out")
-            chosen = _free_run_dir(out)
+            chosen = free_run_dir(out)
             note = f"{out} holds a finished run; this one goes to {chosen}\n"
             out = chosen
-    _check_recipe(recipe)
+    check_recipe(recipe, _OPTIONS)
 
     st_random.manual_seed(seed)
     model = models.get(name)
@@ -274,13 +141,13 @@ def cmd_train(args) -> int:
                               transform=preprocess(dataset, model.input_shape, recipe["augment"]))
     test_loader = DataLoader(test_set, batch_size=1000, shuffle=False, seed=seed,
                              transform=preprocess(dataset, model.input_shape, False))
-    optimizer = _make_optimizer(recipe["optimizer"], model.parameters(), recipe["lr"], recipe["momentum"],
-                                recipe["weight_decay"])
+    optimizer = make_optimizer(recipe["optimizer"], model.parameters(), recipe["lr"], recipe["momentum"],
+                               recipe["weight_decay"])
     scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe["epochs"]) \
         if recipe.get("schedule") == "cosine" else None
 
     config = {"model": model.config, "dataset": dataset, "seed": seed, "limit": limit, "recipe": recipe,
-              "preprocess": _preprocess_config(dataset, model.input_shape, False),
+              "preprocess": preprocess_config(dataset, model.input_shape, False),
               "title": f"{name} on {dataset}"}
     verb = "resuming" if args.resume else "training"
     print(f"{note}{verb} {name} ({model.num_parameters():,} parameters) on {dataset}: "
@@ -297,7 +164,7 @@ def cmd_train(args) -> int:
     except NotEnoughMemory as exc:
         advice = f"try --batch-size {exc.fits}" if exc.fits else "this model does not fit even one image at a time"
         raise CLIError(f"not enough memory: {name} at batch size {exc.batch_size:,} needs about "
-                       f"{_gb(exc.needed)}, only {_gb(exc.available)} is available; "
+                       f"{format_bytes(exc.needed)}, only {format_bytes(exc.available)} is available; "
                        f"{advice} (or --no-memory-check to try anyway)") from None
     except TrainingInterrupted as exc:
         where = f"after batch {exc.batch} of epoch {exc.epoch}" if exc.batch else f"at the start of epoch {exc.epoch}"
@@ -318,7 +185,8 @@ def cmd_evaluate(args) -> int:
     from ..data import DATASETS, DataLoader
     from ..train import evaluate
 
-    model, config = load_run(args.path)
+    run = load_run(args.path)
+    model, config = run.model, run.config
     dataset = args.dataset or config.get("dataset", "mnist")
     if dataset not in DATASETS:
         raise CLIError(f"{args.path}: the run names an unknown data set {dataset!r}; pass --dataset")
@@ -345,31 +213,22 @@ def _ascii(digit: np.ndarray) -> str:
 
 
 def cmd_predict(args) -> int:
-    from .. import functional as F
-    from ..data import DATASETS
     from ..data.images import mnist_style
-    from ..tensor import Tensor, no_grad
 
     if args.top < 1:
         raise CLIError(f"--top must be at least 1, got {args.top}")
-    model, config = load_run(args.path)
-    dataset = config.get("dataset", "mnist")
-    classes = DATASETS[dataset].classes if dataset in DATASETS else [str(i) for i in range(10)]
-    prep = preprocess(dataset if dataset in DATASETS else "mnist", model.input_shape, False)
+    run = load_run(args.path)
+    classes = run.classes
     for path in args.images:
         digit = mnist_style(path)                                 # (28, 28) white on black, in [0, 1]
-        x = prep(digit[None, None], None)                        # (1, 1, H, W) as in training
-        with no_grad():
-            probs = F.softmax(model(Tensor(x)), dim=1).data[0]
-        if len(probs) != len(classes):
-            raise CLIError(f"{args.path}: the model has {len(probs)} outputs but {dataset} has "
-                           f"{len(classes)} classes")
+        probs = run.predict(digit[None])[0]                       # prepared as in training
         top = np.argsort(-probs, kind="stable")[:args.top]
         best = ", ".join(f"{classes[k]} {100 * probs[k]:.1f}%" for k in top)
         print(f"{path}: {classes[top[0]]}   ({best})")
         if args.show:
             print(_ascii(digit))
     return 0
+
 
 # ---------------------------------------------------------------------------
 # parsers
@@ -380,7 +239,7 @@ def add_commands(sub) -> None:
     from .. import models
     raw = RAW
     recipes = "\n".join(f"  {k}: " + ", ".join(f"{key}={value}" for key, value in v.items())
-                        for k, v in list(RECIPES.items()) + [("other models", _FALLBACK_RECIPE)])
+                        for k, v in list(RECIPES.items()) + [("other models", FALLBACK_RECIPE)])
     t = sub.add_parser(
         "train", help="train a model on MNIST or Fashion-MNIST", formatter_class=raw,
         description="Train a model with its own recipe (see below; any option overrides that part of it).\n"

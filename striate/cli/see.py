@@ -234,12 +234,13 @@ def cmd_explain(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .runs import load_run, preprocess
     from ..data.images import load_image, mnist_style
     from ..explain import format_matrix
+    from ..train import load_run, preprocess
     from ..viz.kernels import feature_maps, first_conv_weight, plot_feature_maps, plot_kernels
 
-    model, config = load_run(args.path)
+    loaded = load_run(args.path)
+    model, config = loaded.model, loaded.config
     run = Path(args.path)
     out = out_dir(args.out, run if run.is_dir() else run.parent)
     title = config.get("title") or config.get("model", {}).get("name", "model")

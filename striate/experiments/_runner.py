@@ -33,9 +33,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import functional as F
-from .. import optim
 from ..random import manual_seed
 from ..tensor import Tensor, no_grad
+from ..train import EpochStats, TrainingDiverged, evaluate, make_optimizer, preprocess, train_epoch
 
 __all__ = ["Context", "Report", "run_experiment", "format_table", "markdown_table", "to_json", "dataset",
            "preprocess", "accuracy", "pct", "plural", "points", "smooth"]
@@ -86,13 +86,6 @@ def dataset(name: str, train: bool, n: int | None = None) -> tuple[np.ndarray, n
     if n is not None:
         images, labels = images[:n], labels[:n]
     return images, labels
-
-
-def preprocess(dataset_name: str, pad_to: int | None = None, augment=None):
-    """The usual batch transform: optional augmentation, padding, normalisation with the data set's statistics."""
-    from ..data import fashion_mnist_preprocess, mnist_preprocess
-    make = fashion_mnist_preprocess if dataset_name == "fashion-mnist" else mnist_preprocess
-    return make(pad_to=pad_to, normalize=True, augment=augment)
 
 
 def batches(x: np.ndarray, y: np.ndarray, size: int = 500):
@@ -184,7 +177,6 @@ class Context:
         from tqdm.auto import tqdm
 
         from ..data import DataLoader
-        from ..train import TrainingDiverged, evaluate, train_step
 
         seed = self.run_seed(repeat)
         manual_seed(seed)                      # dropout masks and anything else drawing from the default stream
@@ -196,13 +188,7 @@ class Context:
         if eval_train:
             eval_loader = DataLoader(train_data, batch_size=1000, shuffle=False, seed=self.seed,
                                      transform=test_transform if test_transform is not None else transform)
-        if optimizer == "adam":
-            opt = optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        elif optimizer == "sgd":
-            opt = optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=momentum > 0,
-                            weight_decay=weight_decay)
-        else:
-            raise ValueError(f"Context.train: optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        opt = make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
         self._runs_done += 1
         which = f"[{self._runs_done}/{self._runs_planned}] " if self._runs_planned else ""
         steps = len(train_loader)
@@ -212,25 +198,19 @@ class Context:
                   "diverged": None, "seconds": 0.0, "steps_per_epoch": steps}
         try:
             for epoch in range(1, epochs + 1):
-                model.train()
-                loss_sum, correct, seen = 0.0, 0, 0
-                t0 = time.perf_counter()
-                for step, (x, y) in enumerate(train_loader.iter_epoch(epoch)):
-                    try:
-                        loss, ok = train_step(model, F.cross_entropy, opt, x, y)
-                    except TrainingDiverged as exc:
-                        record["diverged"] = f"epoch {epoch}, step {step + 1}: {exc}"
-                        break
-                    record["step_loss"].append(loss)
-                    loss_sum, correct, seen = loss_sum + loss * len(y), correct + ok, seen + len(y)
-                    bar.update(1)
-                    if step % 10 == 0:
-                        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", refresh=False)
-                seconds = time.perf_counter() - t0
-                record["seconds"] += seconds
+                stats = EpochStats()
+                try:
+                    for step, loss in train_epoch(model, F.cross_entropy, opt, train_loader, epoch, stats=stats):
+                        record["step_loss"].append(loss)
+                        bar.update(1)
+                        if step % 10 == 0:
+                            bar.set_postfix(loss=f"{stats.loss:.3f}", refresh=False)
+                except TrainingDiverged as exc:
+                    record["diverged"] = f"epoch {exc.epoch}, step {exc.step}: {exc.reason}"
+                record["seconds"] += stats.seconds
                 last = epoch == epochs or record["diverged"] is not None
-                entry = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-                         "seconds": seconds, "test_loss": None, "test_acc": None}
+                entry = {"epoch": epoch, "train_loss": stats.loss, "train_acc": stats.acc,
+                         "seconds": stats.seconds, "test_loss": None, "test_acc": None}
                 if evaluate_every_epoch or last:
                     # after a divergence the weights may be huge: its overflow is reported as "diverged" instead
                     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -125,7 +125,7 @@ def run(ctx) -> Report:
         if name in available:
             pad = model.input_shape[-1] if model.input_shape[-1] != 28 else None
             r = ctx.train(name, model, train, test, epochs=s["epochs"], lr=s["lr_overrides"].get(name, s["lr"]),
-                          transform=preprocess("mnist", pad_to=pad))
+                          transform=preprocess("mnist", pad))
             entry.update(test_acc=r["test_acc"], seconds=r["seconds"], diverged=r["diverged"])
         model_results[name] = entry
         model_rows.append([name, entry["parameters"], split["conv"], split["dense"], split["other"],

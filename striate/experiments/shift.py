@@ -67,8 +67,8 @@ def run(ctx) -> Report:
         model_name, pad = nets[name]
         model = models.get(model_name, rng=ctx.init_rng())
         key = name + (" + shifts in training" if augmented else "")
-        prep = preprocess("mnist", pad_to=pad)
-        train_prep = preprocess("mnist", pad_to=pad, augment=RandomTranslate(2)) if augmented else prep
+        prep = preprocess("mnist", pad)
+        train_prep = preprocess("mnist", pad, augment=RandomTranslate(2)) if augmented else prep
         runs[key] = ctx.train(f"{key} ({model_name})", model, train, test, epochs=s["epochs"], lr=s["lr"],
                               transform=train_prep, test_transform=prep)
         curves[key] = _shifted_accuracy(model, *test, prep, s["max_shift"])

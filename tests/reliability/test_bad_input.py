@@ -9,7 +9,7 @@
 * the command line: each of these as one line on stderr, exit code 2, no traceback.
 
 The simpler cases (truncated or garbage files, wrong magic numbers, checkpoints of another model,
-the CLI's argument errors) are in tests/data/, tests/test_serialization.py, tests/test_train.py and
+the CLI's argument errors) are in tests/data/, tests/test_serialization.py, tests/train/test_loop.py and
 tests/test_cli.py.
 """
 import gzip

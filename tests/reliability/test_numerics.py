@@ -4,7 +4,7 @@ does appear in training stops the run with the epoch, the step and the learning 
 The op table runs with NumPy's overflow, invalid-operation and division warnings turned into errors,
 so an op that only happens to end finite after an intermediate infinity fails too (underflow to zero
 is harmless and allowed). The loss-of-precision cases are also compared with PyTorch. The loss / Inf
-checks of ``fit`` and ``train_step`` themselves are in tests/test_train.py and tests/test_cli.py; here
+checks of ``fit`` and ``train_step`` themselves are in tests/train/test_loop.py and tests/test_cli.py; here
 the gradient path through ``fit``.
 """
 import numpy as np

@@ -16,7 +16,9 @@ import pytest
 
 import striate as st
 import striate.functional as F
-import striate.train as train_module
+import striate.train.loop as loop_module
+import striate.train.memory as memory_module
+import striate.train.checkpoint as checkpoint_module
 from striate import models, nn, optim
 from striate.cli import main
 from striate.data import write_idx
@@ -110,8 +112,8 @@ def test_a_containers_memory_limit_is_what_counts(monkeypatch, files, expected):
         if path in files:
             return io.StringIO(files[path])
         raise FileNotFoundError(path)
-    monkeypatch.setattr(train_module, "open", fake_open, raising=False)
-    assert train_module._cgroup_headroom() == expected
+    monkeypatch.setattr(memory_module, "open", fake_open, raising=False)
+    assert memory_module._cgroup_headroom() == expected
     assert available_memory() == (32 * GB if expected is None else expected)
 
 
@@ -142,7 +144,7 @@ def test_alexnet_at_batch_4096_is_refused_up_front_with_the_estimate(alexnet, tm
     opt = optim.SGD(alexnet.parameters(), lr=0.01, momentum=0.9)
     estimate = estimate_memory(alexnet, (3, 227, 227), 4096, opt)
     assert 40 * GB < estimate < 100 * GB              # ~8 MB of activations per image, twice, times 4,096
-    monkeypatch.setattr(train_module, "available_memory", lambda: 16 * GB)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: 16 * GB)
     with pytest.raises(NotEnoughMemory, match=r"training at batch size 4,096 needs about \d+\.\d GB of memory "
                                               r"\(.* [GM]B for the weights, .* MB per sample .*\), but only 16\.0 GB "
                                               r"is available; a batch size of at most \d+ should fit") as info:
@@ -152,7 +154,7 @@ def test_alexnet_at_batch_4096_is_refused_up_front_with_the_estimate(alexnet, tm
     assert isinstance(info.value, MemoryError)
     assert not (tmp_path / "run").exists()                                   # refused before anything was made
     # the batch it proposes passes the same check
-    train_module._check_memory(alexnet, (3, 227, 227), info.value.fits, opt)
+    memory_module.check_memory(alexnet, (3, 227, 227), info.value.fits, opt)
 
 
 def test_a_batch_no_machine_has_is_refused_on_this_machine_too(alexnet):
@@ -164,12 +166,12 @@ def test_a_batch_no_machine_has_is_refused_on_this_machine_too(alexnet):
 
 
 def test_the_check_can_be_turned_off(tmp_path, monkeypatch):
-    monkeypatch.setattr(train_module, "available_memory", lambda: 1)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: 1)
     model, opt, sched, train_loader, val = build()
     with pytest.raises(NotEnoughMemory, match="fit\\(check_memory=False\\) skips this check"):
         fit(model, F.cross_entropy, opt, train_loader, epochs=1, progress=False)
     fit(model, F.cross_entropy, opt, train_loader, epochs=1, progress=False, check_memory=False, log=lambda s: None)
-    monkeypatch.setattr(train_module, "available_memory", lambda: None)       # unknown: no check
+    monkeypatch.setattr(memory_module, "available_memory", lambda: None)       # unknown: no check
     fit(model, F.cross_entropy, opt, train_loader, epochs=1, progress=False, log=lambda s: None)
 
 
@@ -192,7 +194,7 @@ def one_line(capsys, code, pattern, expected_code=2):
 
 
 def test_cli_refuses_with_the_estimate_and_has_an_override(data_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train_module, "available_memory", lambda: 72 * 2 ** 20)   # the workspace is 64 MB
+    monkeypatch.setattr(memory_module, "available_memory", lambda: 72 * 2 ** 20)   # the workspace is 64 MB
     argv = ["train", "lenet5", "--data-dir", str(data_dir), "--batch-size", "96", "--epochs", "1", "--quiet"]
     code = main(argv + ["--out", str(tmp_path / "a")])
     one_line(capsys, code, r"striate: error: not enough memory: lenet5 at batch size 96 needs about \d+\.\d MB, "
@@ -303,7 +305,7 @@ def test_a_read_only_run_folder_is_refused_before_training(tmp_path, monkeypatch
     out.mkdir()
     read_only(monkeypatch, out, code)
     model, opt, sched, train_loader, val = build()
-    monkeypatch.setattr(train_module, "train_step", lambda *a: pytest.fail("training started"))
+    monkeypatch.setattr(loop_module, "train_step", lambda *a: pytest.fail("training started"))
     with pytest.raises(exc_type, match=rf"cannot write in the run folder {out}: {words}; choose a writable out_dir"):
         fit(model, F.cross_entropy, opt, train_loader, epochs=1, out_dir=out, progress=False)
     monkeypatch.undo()
@@ -313,14 +315,14 @@ def test_a_read_only_run_folder_is_refused_before_training(tmp_path, monkeypatch
 def test_a_folder_that_turns_read_only_mid_run_keeps_the_last_checkpoint(tmp_path, monkeypatch, reference):
     out = tmp_path / "run"
     calls = [0]
-    real_save = train_module.save_checkpoint
+    real_save = checkpoint_module.save_checkpoint
 
     def save_then_lock(path, *args, **kwargs):
         real_save(path, *args, **kwargs)
         calls[0] += 1
         if calls[0] == 7:                          # after the checkpoint of epoch 1, batch 7
             read_only(monkeypatch, out)
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_lock)
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", save_then_lock)
     with pytest.raises(OSError, match=r"cannot save the checkpoint of epoch 1, batch 8 .*Read-only file system; "
                                       r"the previous checkpoint \(epoch 1, batch 7\) is intact"):
         run(out)

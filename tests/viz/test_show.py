@@ -7,9 +7,8 @@ from PIL import Image, ImageDraw
 import striate as st
 import striate.functional as F
 from striate import cli, models, optim
-from striate.cli.runs import preprocess
 from striate.data import DataLoader
-from striate.train import fit
+from striate.train import fit, preprocess
 from striate.viz.kernels import (LayerMaps, feature_maps, feature_maps_size, first_conv_weight, kernels_size,
                                  plot_kernels)
 

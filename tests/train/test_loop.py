@@ -1,4 +1,4 @@
-"""fit / evaluate: a real training run, the run folder, exact resumption (also after Ctrl-C), divergence."""
+"""fit / evaluate / train_step: a real training run, the run folder, exact resumption (also after Ctrl-C), divergence."""
 import json
 import os
 import signal
@@ -17,7 +17,7 @@ from striate.train import (CHECKPOINT, TrainingDiverged, TrainingInterrupted, ev
                            train_step)
 from tests.reliability.killable_run import toy_data
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
 
 
 class Tiny(nn.Module):
@@ -163,8 +163,8 @@ def test_mid_epoch_checkpoints_resume_exactly(tmp_path, reference):
         pass
 
     saves = []
-    import striate.train as train_module
-    real_save = train_module.save_checkpoint
+    import striate.train.checkpoint as checkpoint_module
+    real_save = checkpoint_module.save_checkpoint
 
     def save_then_die(path, model, optimizer, scheduler, position, *args):
         real_save(path, model, optimizer, scheduler, position, *args)
@@ -172,12 +172,12 @@ def test_mid_epoch_checkpoints_resume_exactly(tmp_path, reference):
         if position["epoch"] == 2 and position["batch"] == 9:
             raise Killed                                   # as if the process died just after writing it
 
-    train_module.save_checkpoint = save_then_die
+    checkpoint_module.save_checkpoint = save_then_die
     try:
         with pytest.raises(Killed):
             run(tmp_path, checkpoint_seconds=0)
     finally:
-        train_module.save_checkpoint = real_save
+        checkpoint_module.save_checkpoint = real_save
     assert saves[:3] == [(1, 1), (1, 2), (1, 3)] and (2, 0) in saves
     model, _ = run(tmp_path, resume=True, seed=5)
     assert_same_weights(weights(model), reference[False][0])
@@ -367,6 +367,105 @@ def test_train_step_leaves_the_weights_alone_when_the_loss_or_a_gradient_is_not_
     with pytest.raises(TrainingDiverged, match=r"the gradient of conv.weight is not finite \(loss 1\)"):
         train_step(model, finite_loss_infinite_gradient, opt, np.ones((2, 1, 12, 12), np.float32), y)
     assert_same_weights(weights(model), before)
+
+
+# -- the seams for training in several processes ------------------------------------------------------
+
+
+def one_step(lr, transform_grads=None):
+    """One plain-SGD step of a fresh Tiny on the first training batch: (model, loss)."""
+    st.manual_seed(0)                              # the same weights and the same dropout mask every time
+    model = Tiny()
+    opt = optim.SGD(model.parameters(), lr=lr)     # the update is exactly -lr × grad
+    x, y = next(iter(loaders()[0]))
+    loss, _ = train_step(model, F.cross_entropy, opt, x, y, transform_grads=transform_grads)
+    return model, loss
+
+
+def test_transform_grads_runs_between_backward_and_the_step():
+    calls = []
+
+    def halve(params):
+        calls.append([(p, p.grad.copy(), p.data.copy()) for p in params])
+        for p in params:
+            p.grad = p.grad * np.float32(0.5)
+
+    model, loss = one_step(0.1, halve)
+    plain, plain_loss = one_step(0.1)
+    assert len(calls) == 1 and [p for p, _, _ in calls[0]] == list(model.parameters())
+    start = [p.data for p in one_step(0.0)[0].parameters()]      # lr 0: the initial weights
+    for (p, grad, data), q, initial in zip(calls[0], plain.parameters(), start):
+        np.testing.assert_array_equal(data, initial)            # before the step
+        np.testing.assert_array_equal(grad, q.grad)             # after backward: the gradient as computed
+    # the step used the halved gradients: the same as a half learning rate
+    halved_lr, _ = one_step(0.05)
+    for k, v in weights(model).items():
+        np.testing.assert_allclose(v, weights(halved_lr)[k], rtol=1e-6, atol=1e-7, err_msg=k)
+    assert not np.array_equal(weights(model)["fc.weight"], weights(plain)["fc.weight"])
+    assert loss == plain_loss
+
+
+def test_transform_grads_that_zeroes_leaves_the_weights_and_a_nonfinite_one_is_caught():
+    def zero(params):
+        for p in params:
+            p.grad[...] = 0
+
+    model, _ = one_step(0.1, zero)
+    assert_same_weights(weights(model), weights(one_step(0.0)[0]))
+
+    def poison(params):
+        params[0].grad[0] = np.nan
+
+    with pytest.raises(TrainingDiverged, match=r"the gradient of conv.weight is not finite"):
+        one_step(0.1, poison)
+
+
+def test_fit_passes_transform_grads_to_every_step():
+    train, val = loaders()
+    steps = []
+
+    def zero(params):
+        steps.append(len(params))
+        for p in params:
+            p.grad[...] = 0
+
+    st.manual_seed(0)
+    model = Tiny()
+    before = weights(model)
+    fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1), train, val, epochs=2, progress=False,
+        log=lambda line: None, transform_grads=zero)
+    assert steps == [4] * 2 * len(train)                  # every step, with the 4 parameters
+    assert_same_weights(weights(model), before)
+
+
+def test_a_process_that_does_not_write_trains_the_same_and_writes_nothing(tmp_path, reference, capsys):
+    said = []
+
+    def train(out, writer, resume=False, epochs=2):
+        model, opt, sched = setup()
+        train_loader, val = loaders()
+        result = fit(model, F.cross_entropy, opt, train_loader, val, epochs=epochs, scheduler=sched, out_dir=out,
+                     resume=resume, progress=True, log=said.append, config={"model": {"name": "tiny"}},
+                     writer=writer)
+        return model, result
+
+    capsys.readouterr()
+    model, result = train(tmp_path / "quiet", writer=False)
+    assert not (tmp_path / "quiet").exists()                       # no folder, no file
+    assert said == [] and capsys.readouterr().err == ""           # no log line, no progress bar
+    assert_same_weights(weights(model), reference[False][0])
+    assert strip_times(result["epochs"]) == strip_times(reference[False][1]["epochs"])
+
+    train(tmp_path / "run", writer=True, epochs=1)                 # the writer: a folder, a bar, a log line
+    assert said and capsys.readouterr().err != ""
+    files = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    said.clear()
+    model, _ = train(tmp_path / "run", writer=False, resume=True)  # resumes from the writer's checkpoint
+    assert_same_weights(weights(model), reference[False][0])
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == files     # and leaves it alone
+    assert said == [] and capsys.readouterr().err == ""
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train(tmp_path / "nothing", writer=False, resume=True)
 
 
 # -- evaluate -------------------------------------------------------------------------------------
