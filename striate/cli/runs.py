@@ -146,8 +146,8 @@ def cmd_train(args) -> int:
     scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe["epochs"]) \
         if recipe.get("schedule") == "cosine" else None
 
-    config = {"model": model.config, "dataset": dataset, "seed": seed, "limit": limit, "recipe": recipe,
-              "preprocess": preprocess_config(dataset, model.input_shape, False),
+    config = {"model": model.config, "dataset": dataset, "classes": classes, "seed": seed, "limit": limit,
+              "recipe": recipe, "preprocess": preprocess_config(dataset, model.input_shape, False),
               "title": f"{name} on {dataset}"}
     verb = "resuming" if args.resume else "training"
     print(f"{note}{verb} {name} ({model.num_parameters():,} parameters) on {dataset}: "

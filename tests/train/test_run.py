@@ -78,7 +78,7 @@ def test_load_run_on_every_run_train_writes(runs, name, dataset):
     assert not run.model.training
     assert run.config == json.loads((folder / CONFIG).read_text())
     assert run.config["model"]["name"] == name and run.dataset == dataset
-    assert run.classes == list(DATASETS[dataset].classes)
+    assert run.classes == list(DATASETS[dataset].classes) == run.config["classes"]      # recorded by train
     assert run.metrics == json.loads((folder / METRICS).read_text()) and run.metrics["finished"]
     assert_same_weights(run.model.state_dict(), st.load(folder / FINAL_WEIGHTS))
 
