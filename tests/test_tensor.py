@@ -222,7 +222,7 @@ def test_scalars_on_either_side(other, rng):
 def test_numpy_arrays_on_either_side(dtype, rng):
     x = away_from_zero(rng, 2, 3, 4)
     c = away_from_zero(rng, 3, 1, dtype=dtype)       # broadcasts against x
-    tc = torch.from_numpy(c.astype(np.float32))
+    tc = torch.from_numpy(c.astype(np.float64))         # c's exact value; striate rounds it to x's float32
     cases = [
         (lambda t: t + c, lambda t: t + tc), (lambda t: c + t, lambda t: tc + t),
         (lambda t: t - c, lambda t: t - tc), (lambda t: c - t, lambda t: tc - t),
@@ -232,7 +232,7 @@ def test_numpy_arrays_on_either_side(dtype, rng):
     for ours, theirs in cases:
         check_torch(ours, theirs, [x])       # also checks the result stays float32
     m = randn(rng, 5, 2).astype(dtype)
-    tm = torch.from_numpy(m.astype(np.float32))
+    tm = torch.from_numpy(m.astype(np.float64))
     check_torch(lambda t: m @ t, lambda t: tm @ t, [randn(rng, 2, 3)])
     check_torch(lambda t: t @ m, lambda t: t @ tm, [randn(rng, 4, 5)])
 
