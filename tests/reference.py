@@ -18,6 +18,8 @@ tolerance would let through shows there.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -134,6 +136,24 @@ def check_torch(ours, theirs, arrays, rtol=1e-5, seed=0, grads=True, rtol64=1e-1
     if in_dtype is not None and in_dtype != np.float64:
         compare(np.float64, rtol64, "float64: ")
     return out
+
+
+def as_float64(model):
+    """A copy of a striate model with its parameters and float buffers in float64.
+
+    Run against a PyTorch twin in float64, it separates a wrong formula (which
+    shows at float64's precision) from float32 round-off (which does not).
+    """
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        for p in module._parameters.values():
+            if p is not None:
+                p.data = p.data.astype(np.float64)
+                p.grad = None
+        for name, b in module._buffers.items():
+            if isinstance(b, np.ndarray) and b.dtype == np.float32:
+                module._buffers[name] = b.astype(np.float64)
+    return model
 
 
 def randn(rng, *shape, dtype=np.float32):
