@@ -149,7 +149,8 @@ def as_float64(model):
         for p in module._parameters.values():
             if p is not None:
                 p.data = p.data.astype(np.float64)
-                p.grad = None
+                if p.grad is not None:                 # accumulated gradients carry over too
+                    p.grad = p.grad.astype(np.float64)
         for name, b in module._buffers.items():
             if isinstance(b, np.ndarray) and b.dtype == np.float32:
                 module._buffers[name] = b.astype(np.float64)
