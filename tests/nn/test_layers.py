@@ -1,9 +1,10 @@
 """Every layer against its torch.nn counterpart in float64, with the same weights.
 
 Torch's (float32) weights are copied into ours through ``load_state_dict`` (strict),
-which also proves that parameter and buffer names agree; then torch's layer runs in float64. Then the forward output, the
-input gradient and every parameter gradient are compared, driven by one random
-upstream gradient.
+which also proves that parameter and buffer names agree; then torch's layer runs in
+float64, the reference. The forward output, the input gradient and every parameter
+gradient are compared, driven by one random upstream gradient, for our float32 layer
+and for a float64 copy of it.
 """
 import numpy as np
 import pytest
