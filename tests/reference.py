@@ -139,7 +139,7 @@ def check_torch(ours, theirs, arrays, rtol=1e-5, seed=0, grads=True, rtol64=1e-1
 
 
 def as_float64(model):
-    """A copy of a striate model with its parameters and float buffers in float64.
+    """A copy of a striate model with its parameters and float buffers in float64, and no gradients.
 
     Run against a PyTorch twin in float64, it separates a wrong formula (which
     shows at float64's precision) from float32 round-off (which does not).
@@ -149,8 +149,7 @@ def as_float64(model):
         for p in module._parameters.values():
             if p is not None:
                 p.data = p.data.astype(np.float64)
-                if p.grad is not None:                 # accumulated gradients carry over too
-                    p.grad = p.grad.astype(np.float64)
+                p.grad = None                          # a fresh copy: no accumulated gradient
         for name, b in module._buffers.items():
             if isinstance(b, np.ndarray) and b.dtype == np.float32:
                 module._buffers[name] = b.astype(np.float64)
