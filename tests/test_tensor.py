@@ -699,3 +699,17 @@ def test_float64_against_torch(rng):
 def test_assert_close_helper_catches_differences():
     with pytest.raises(AssertionError, match="max abs error"):
         assert_close(np.ones(3), np.ones(3) + 1e-3)
+
+
+def test_check_torch_catches_what_float32_hides_and_a_changed_dtype(rng):
+    x = randn(rng, 3, 4)
+    check_torch(lambda t: t * 3, lambda t: t * 3, [x])
+    # a formula off by 1e-7 relative passes the float32 comparison, not the float64 one
+    with pytest.raises(AssertionError, match="float64: forward"):
+        check_torch(lambda t: t * (3 + 3e-7), lambda t: t * 3, [x])
+    # a tiny gradient is held to its own scale: off by 1e-3 of it fails although it is far below 1
+    with pytest.raises(AssertionError, match="gradient of input 0"):
+        check_torch(lambda t: t * 1e-6 * (1 + 1e-3), lambda t: t * 1e-6, [x], rtol64=1e-2)
+    # striate must keep the float32 of its input, even though the reference is float64
+    with pytest.raises(AssertionError, match="dtype float64 != expected float32"):
+        check_torch(lambda t: t.astype(np.float64) * 3, lambda t: t * 3, [x])
