@@ -136,25 +136,31 @@ def test_named_filters_match_scipy_on_a_photo(gray, border, mode):
 
 @pytest.mark.parametrize("name", ["sharpen", "emboss", "sobel-x", "line-45", "gaussian", "laplacian-8"])
 def test_filter2d_on_a_colour_photo(photo, name):
+    # OpenCV filters in float64 as the reference: striate's float32 result to 2e-5 of the image's
+    # scale, striate's float64 result to 1e-12
     img = photo.astype(np.float32)
-    k = filters.KERNELS[name]
+    img64 = img.astype(np.float64)                    # the same (float32) pixel values
+    k = filters.get_kernel(name, dtype=np.float64)     # the exact kernel (KERNELS holds it in float32)
     for border, cv_border in (("zeros", cv2.BORDER_CONSTANT), ("reflect", cv2.BORDER_REFLECT_101),
                               ("replicate", cv2.BORDER_REPLICATE)):
         ours = filters.apply(img, name, border=border)
-        theirs = cv2.filter2D(img, -1, k, borderType=cv_border)
+        theirs = cv2.filter2D(img64, -1, k, borderType=cv_border)
         assert ours.dtype == np.float32 and ours.shape == img.shape
-        np.testing.assert_allclose(ours, theirs, atol=2e-5 * max(1.0, np.abs(theirs).max()))
+        scale = max(1.0, np.abs(theirs).max())
+        np.testing.assert_allclose(ours, theirs, atol=2e-5 * scale)
+        np.testing.assert_allclose(filters.apply(img64, name, border=border), theirs, rtol=0, atol=1e-12 * scale)
     # OpenCV's default border differs from zero padding only where the kernel reaches past the edge
     r = k.shape[0] // 2
-    default = cv2.filter2D(img, -1, k)
+    default = cv2.filter2D(img64, -1, k)
     np.testing.assert_allclose(filters.apply(img, name)[r:-r, r:-r], default[r:-r, r:-r], atol=2e-5 * 8)
 
 
 @pytest.mark.skipif("camera" not in sample_names(), reason="scikit-image's sample photos are not installed")
 def test_filter2d_on_the_cameraman():
-    img = resize(load_sample("camera", "L"), 128)
+    img = resize(load_sample("camera", "L"), 128)      # float32 in [0, 1]
     for name in ("sobel-y", "line-135", "box-3"):
-        theirs = cv2.filter2D(img, -1, filters.KERNELS[name], borderType=cv2.BORDER_REFLECT_101)
+        theirs = cv2.filter2D(img.astype(np.float64), -1, filters.get_kernel(name, dtype=np.float64),
+                              borderType=cv2.BORDER_REFLECT_101)          # the reference: float64
         np.testing.assert_allclose(filters.apply(img, name, border="reflect"), theirs, atol=1e-4)
 
 

@@ -222,7 +222,7 @@ def test_scalars_on_either_side(other, rng):
 def test_numpy_arrays_on_either_side(dtype, rng):
     x = away_from_zero(rng, 2, 3, 4)
     c = away_from_zero(rng, 3, 1, dtype=dtype)       # broadcasts against x
-    tc = torch.from_numpy(c.astype(np.float32))
+    tc = torch.from_numpy(c.astype(np.float64))         # c's exact value; striate rounds it to x's float32
     cases = [
         (lambda t: t + c, lambda t: t + tc), (lambda t: c + t, lambda t: tc + t),
         (lambda t: t - c, lambda t: t - tc), (lambda t: c - t, lambda t: tc - t),
@@ -232,7 +232,7 @@ def test_numpy_arrays_on_either_side(dtype, rng):
     for ours, theirs in cases:
         check_torch(ours, theirs, [x])       # also checks the result stays float32
     m = randn(rng, 5, 2).astype(dtype)
-    tm = torch.from_numpy(m.astype(np.float32))
+    tm = torch.from_numpy(m.astype(np.float64))
     check_torch(lambda t: m @ t, lambda t: tm @ t, [randn(rng, 2, 3)])
     check_torch(lambda t: t @ m, lambda t: t @ tm, [randn(rng, 4, 5)])
 
@@ -699,3 +699,17 @@ def test_float64_against_torch(rng):
 def test_assert_close_helper_catches_differences():
     with pytest.raises(AssertionError, match="max abs error"):
         assert_close(np.ones(3), np.ones(3) + 1e-3)
+
+
+def test_check_torch_catches_what_float32_hides_and_a_changed_dtype(rng):
+    x = randn(rng, 3, 4)
+    check_torch(lambda t: t * 3, lambda t: t * 3, [x])
+    # a formula off by 1e-7 relative passes the float32 comparison, not the float64 one
+    with pytest.raises(AssertionError, match="float64: forward"):
+        check_torch(lambda t: t * (3 + 3e-7), lambda t: t * 3, [x])
+    # a tiny gradient is held to its own scale: off by 1e-3 of it fails although it is far below 1
+    with pytest.raises(AssertionError, match="gradient of input 0"):
+        check_torch(lambda t: t * 1e-6 * (1 + 1e-3), lambda t: t * 1e-6, [x], rtol64=1e-2)
+    # striate must keep the float32 of its input, even though the reference is float64
+    with pytest.raises(AssertionError, match="dtype float64 != expected float32"):
+        check_torch(lambda t: t.astype(np.float64) * 3, lambda t: t * 3, [x])

@@ -80,6 +80,13 @@ def test_scaled_tanh_is_lecuns():
     np.testing.assert_allclose(out.data, [-1.0, 0.0, 1.0], atol=2e-4)    # f(±1) ≈ ±1
 
 
+# softmax's input gradient s·(g − Σ g·s) cancels when one probability is near 1: the result is
+# much smaller than its terms (|s·g| ≤ |g|, the upstream gradient, of order 1), and float32
+# rounds at the terms' scale in any library (PyTorch's own float32 is as far from float64).
+# So its gradient is held to rtol × max(1, max|ref|), not to its own tiny magnitude.
+SOFTMAX_FLOOR = {"softmax": 1.0, "log_softmax": 0.0}
+
+
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 def test_softmax_matches_torch_along_every_dim(op, rng):
     ours, theirs = getattr(F, op), getattr(torch, op)
@@ -87,7 +94,7 @@ def test_softmax_matches_torch_along_every_dim(op, rng):
         shape = random_shape(rng)
         dim = int(rng.integers(-len(shape), len(shape)))
         x = randn(rng, *shape) * 4
-        check_torch(lambda t: ours(t, dim=dim), lambda t: theirs(t, dim=dim), [x])
+        check_torch(lambda t: ours(t, dim=dim), lambda t: theirs(t, dim=dim), [x], grad_floor=SOFTMAX_FLOOR[op])
 
 
 @settings(max_examples=25, deadline=None)
@@ -95,7 +102,7 @@ def test_softmax_matches_torch_along_every_dim(op, rng):
 def test_softmax_hypothesis(shape, data):
     dim = data.draw(hs.integers(-len(shape), len(shape) - 1))
     x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32) * 5
-    check_torch(lambda t: F.softmax(t, dim), lambda t: torch.softmax(t, dim), [x])
+    check_torch(lambda t: F.softmax(t, dim), lambda t: torch.softmax(t, dim), [x], grad_floor=SOFTMAX_FLOOR["softmax"])
     check_torch(lambda t: F.log_softmax(t, dim), lambda t: torch.log_softmax(t, dim), [x])
 
 

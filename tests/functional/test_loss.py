@@ -5,7 +5,7 @@ import torch.nn.functional as tF
 
 import striate as st
 import striate.functional as F
-from tests.reference import check_torch, randn
+from tests.reference import check_torch, randn, to_torch64
 
 REDUCTIONS = ["mean", "sum", "none"]
 
@@ -23,7 +23,7 @@ def cross_entropy_case(rng, logits_shape, **kwargs):
     target_shape = (logits_shape[0],) + logits_shape[2:] if len(logits_shape) > 1 else ()
     t = targets(rng, target_shape, C, kwargs.get("ignore_index"))
     weight = kwargs.pop("weight", None)
-    theirs_kwargs = dict(kwargs, weight=None if weight is None else torch.from_numpy(weight))
+    theirs_kwargs = dict(kwargs, weight=None if weight is None else to_torch64(weight))
     x = randn(rng, *logits_shape) * 3
     check_torch(lambda x, t: F.cross_entropy(x, t, weight=weight, **kwargs),
                 lambda x, t: tF.cross_entropy(x, t, **theirs_kwargs), [x, t])
@@ -94,10 +94,10 @@ def test_cross_entropy_targets_as_integer_tensor_and_all_ignored(rng):
     x = randn(rng, 3, 4)
     t = st.Tensor(np.array([1, 2, 3]), dtype=np.int64)
     assert F.cross_entropy(x, t).item() == pytest.approx(
-        tF.cross_entropy(torch.from_numpy(x), torch.tensor([1, 2, 3])).item(), rel=1e-6)
+        tF.cross_entropy(to_torch64(x), torch.tensor([1, 2, 3])).item(), rel=1e-6)
     everything_ignored = np.full(3, -100)
     assert np.isnan(F.cross_entropy(x, everything_ignored).item())          # 0/0, as PyTorch
-    assert np.isnan(tF.cross_entropy(torch.from_numpy(x), torch.from_numpy(everything_ignored)).item())
+    assert np.isnan(tF.cross_entropy(to_torch64(x), torch.from_numpy(everything_ignored)).item())
     assert F.cross_entropy(x, everything_ignored, "sum").item() == 0
     assert F.cross_entropy(x, np.array([1, 2, 3], np.uint8)).dtype == np.float32
 
@@ -110,7 +110,7 @@ def test_nll_loss_matches_torch(reduction, rng):
         w = rng.uniform(0.2, 2, C).astype(np.float32)
         x = randn(rng, *shape)
         check_torch(lambda x, t: F.nll_loss(x, t, reduction, w, ignore_index=2),
-                    lambda x, t: tF.nll_loss(x, t, torch.from_numpy(w), ignore_index=2, reduction=reduction),
+                    lambda x, t: tF.nll_loss(x, t, to_torch64(w), ignore_index=2, reduction=reduction),
                     [x, t])
         check_torch(lambda x, t: F.nll_loss(x, t, reduction=reduction),
                     lambda x, t: tF.nll_loss(x, t, reduction=reduction), [x, targets(rng, t[1].shape, C)])

@@ -5,14 +5,14 @@ import torch.nn.functional as tF
 
 import striate as st
 import striate.functional as F
-from tests.reference import assert_close, check_torch, randn
+from tests.reference import assert_close, check_torch, randn, to_torch64
 
 SHAPES = [(8, 5), (4, 3, 9), (2, 3, 7, 9), (5, 1, 4, 4), (1, 4, 3, 2), (3, 2, 2, 3, 2)]
 
 
 def raw(a):
-    """The same running statistic for both libraries: ours updates the array, torch its tensor."""
-    return ("raw", a, torch.from_numpy(a))
+    """The same running statistic for both libraries: ours updates the array, torch its float64 copy."""
+    return ("raw", a, to_torch64(a))
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -23,7 +23,7 @@ def test_batch_norm_training_matches_torch(shape, affine, rng):
     w, b = randn(rng, C), randn(rng, C)
     rm, rv = randn(rng, C), rng.uniform(0.5, 2, C).astype(np.float32)
     ours_rm, ours_rv = rm.copy(), rv.copy()
-    theirs_rm, theirs_rv = torch.tensor(rm), torch.tensor(rv)
+    theirs_rm, theirs_rv = to_torch64(rm), to_torch64(rv)
     params = [w, b] if affine else []
     check_torch(
         lambda x, rm, rv, *wb: F.batch_norm(x, rm, rv, *wb, training=True, momentum=0.3),
@@ -56,25 +56,25 @@ def test_batch_norm_without_running_stats_uses_the_batch(rng):
 @pytest.mark.parametrize("momentum", [0.1, 0.5, None])
 def test_running_stats_follow_torch_over_steps(module, shape, momentum, rng):
     C = shape[1]
-    layer = module(C, momentum=momentum)
+    layer = module(C, momentum=momentum, dtype=torch.float64)
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(randn(rng, C)))
         layer.bias.copy_(torch.from_numpy(randn(rng, C)))
-    w, b = layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy()
+    w, b = (p.detach().numpy().astype(np.float32) for p in (layer.weight, layer.bias))   # exact: float32 values
     running_mean, running_var = np.zeros(C, np.float32), np.ones(C, np.float32)
     for step in range(1, 6):
         x = randn(rng, *shape) * (step + 1) + step      # statistics that move from step to step
         # momentum None: a cumulative average, which the layer gets with momentum = 1 / steps
         m = 1 / step if momentum is None else momentum
         ours = F.batch_norm(x, running_mean, running_var, w, b, training=True, momentum=m)
-        theirs = layer(torch.from_numpy(x))
+        theirs = layer(to_torch64(x))
         assert_close(ours.data, theirs.detach().numpy(), 1e-5, f"step {step} output")
         assert_close(running_mean, layer.running_mean.numpy(), 1e-5, f"step {step} running_mean")
         assert_close(running_var, layer.running_var.numpy(), 1e-5, f"step {step} running_var")
     layer.eval()
     x = randn(rng, *shape)
     assert_close(F.batch_norm(x, running_mean, running_var, w, b).data,
-                 layer(torch.from_numpy(x)).detach().numpy(), 1e-5, "eval output")
+                 layer(to_torch64(x)).detach().numpy(), 1e-5, "eval output")
 
 
 def test_running_stats_in_tensors_and_float64_are_updated_in_place(rng):
@@ -111,9 +111,9 @@ def test_batch_norm_constant_input_has_finite_gradients(rng):
         out.backward(g)
         assert (out.data == b.data.reshape(1, 3, 1, 1)).all()       # x − mean is exactly 0
         assert all(np.isfinite(a).all() for a in (t.grad, w.grad, b.grad))
-        tt = torch.tensor(x, requires_grad=True)
-        tF.batch_norm(tt, None, None, torch.from_numpy(w.data), torch.from_numpy(b.data),
-                      training=True).backward(torch.from_numpy(g))
+        tt = to_torch64(x, requires_grad=True)
+        tF.batch_norm(tt, None, None, to_torch64(w.data), to_torch64(b.data),
+                      training=True).backward(to_torch64(g))
         assert_close(t.grad, tt.grad.numpy(), 1e-4, "gradient of a constant input")
 
 

@@ -14,7 +14,7 @@ import torch
 import striate as st
 import striate.functional as F
 import striate.functional.pool as pool
-from tests.reference import check_torch
+from tests.reference import check_torch, to_torch64
 
 tF = torch.nn.functional
 
@@ -189,14 +189,17 @@ def test_large_tiling_windows(rng, kernel, hw, monkeypatch):
 
 
 def _same_as_torch(ours, theirs, x, rng):
-    """Forward equal (NaN and ±inf included) and input gradient equal, for one upstream gradient."""
+    """Forward equal (NaN and ±inf included) and input gradient equal, for one upstream gradient.
+
+    The reference runs in float64: a selection is exact in either precision, and the sums of the
+    upstream gradients that overlapping windows send to one element are exact there."""
     a = st.Tensor(x, requires_grad=True)
-    t = torch.tensor(x, requires_grad=True)
+    t = to_torch64(x, requires_grad=True)
     out, ref = ours(a), theirs(t)
     np.testing.assert_array_equal(out.data, ref.detach().numpy())
     g = rng.standard_normal(out.shape).astype(np.float32)
     out.backward(g)
-    ref.backward(torch.from_numpy(g))
+    ref.backward(to_torch64(g))
     np.testing.assert_allclose(a.grad, t.grad.numpy(), rtol=1e-6, atol=1e-6)
 
 
@@ -234,11 +237,11 @@ def test_nan_wins_and_all_minus_inf_windows_match_torch(rng):
 def test_infinite_upstream_gradient_reaches_only_the_winners(rng):
     x = rng.standard_normal((2, 2, 6, 7)).astype(np.float32)
     for args in [(2,), (3, 2, 1), (3, 1)]:                 # disjoint and overlapping windows
-        a, t = st.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        a, t = st.Tensor(x, requires_grad=True), to_torch64(x, requires_grad=True)
         out, ref = F.max_pool2d(a, *args), tF.max_pool2d(t, *args)
         g = np.where(rng.random(out.shape) < 0.5, np.inf, 1.0).astype(np.float32)
         out.backward(g)
-        ref.backward(torch.from_numpy(g))
+        ref.backward(to_torch64(g))
         np.testing.assert_array_equal(a.grad, t.grad.numpy())   # zeros stay zeros, no inf·0
 
 

@@ -2,8 +2,8 @@
 
 Checks: the paper's parameter counts (grouped and one-GPU), the layer shapes at
 227×227, the paper's initialisation and response normalisation, forward and
-every gradient against a torch.nn AlexNet holding the same weights (on small
-inputs, to stay fast), the small network learning, and the errors.
+every gradient against a torch.nn AlexNet in float64 holding the same weights
+(on small inputs, to stay fast), the small network learning, and the errors.
 """
 import numpy as np
 import pytest
@@ -15,6 +15,7 @@ import striate as st
 import striate.functional as F
 import striate.models as models
 from striate.models.alexnet import PAPER_LRN, AlexNet
+from tests.reference import as_float64
 
 PAPER = {"conv1": 34_944, "conv2": 307_456, "conv3": 885_120, "conv4": 663_936, "conv5": 442_624,
          "fc6": 37_752_832, "fc7": 16_781_312, "fc8": 4_097_000}
@@ -107,13 +108,13 @@ def test_response_normalisation_is_the_papers_formula(rng):
 
 
 def _torch_twin(model: AlexNet) -> tnn.Sequential:
-    """The same architecture in torch.nn, holding copies of ``model``'s weights."""
+    """The same architecture in torch.nn, in float64, holding (exact) copies of ``model``'s weights."""
     def conv(layer):                                      # skip_init: the weights are copied in below
         return skip_init(tnn.Conv2d, layer.in_channels, layer.out_channels, layer.kernel_size,
-                         stride=layer.stride, padding=layer.padding, groups=layer.groups)
+                         stride=layer.stride, padding=layer.padding, groups=layer.groups, dtype=torch.float64)
 
     def linear(layer):
-        return skip_init(tnn.Linear, layer.in_features, layer.out_features)
+        return skip_init(tnn.Linear, layer.in_features, layer.out_features, dtype=torch.float64)
 
     lrn = dict(size=5, alpha=5e-4, beta=0.75, k=2.0)
     twin = tnn.Sequential(
@@ -141,32 +142,47 @@ def _close(actual, expected, rtol, what):
     assert err <= rtol * scale, f"{what}: max error {err:.3g} > {rtol:g} × {scale:.3g}"
 
 
+# striate's float32 against PyTorch's float64, relative to each tensor's own scale. The float32
+# round-off grows like eps·√(terms) per layer (up to 2,400 terms per output here) over eight layers
+# and their backward passes: about 1e-6 is measured (at most 1.3e-6 over six seeds of every
+# network below), so 5e-5 holds with a margin of 40 on any summation order.
+RTOL32 = 5e-5
+# striate in float64 against PyTorch in float64: two float64 computations of some 10⁸ terms
+# in a different order agree to ~1e-13 relative; 1e-10 leaves margin and still catches any formula error
+RTOL64 = 1e-10
+
+
 def _compare_with_torch(model: AlexNet, x: np.ndarray, rtol: float, seed: int = 0):
+    """striate's float32 network against its float64 PyTorch twin, at ``rtol`` of each tensor's own scale;
+    the same network in float64 against the twin at RTOL64."""
     twin = _torch_twin(model)
-    model.eval()
     twin.eval()                                           # dropout off on both sides
-    xs = st.Tensor(x, requires_grad=True)
-    xt = torch.tensor(x, requires_grad=True)
-    out = model(xs)
+    xt = torch.tensor(x.astype(np.float64), requires_grad=True)
     ref = twin(xt)
-    _close(out.data, ref.detach().numpy(), rtol, "logits")
-    g = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
-    model.zero_grad()
-    out.backward(g)
-    ref.backward(torch.from_numpy(g))
-    _close(xs.grad, xt.grad.numpy(), rtol, "input gradient")
+    g = np.random.default_rng(seed).standard_normal(tuple(ref.shape)).astype(np.float32)
+    ref.backward(torch.from_numpy(g.astype(np.float64)))
     theirs = [m for m in twin if isinstance(m, (tnn.Conv2d, tnn.Linear))]
-    for name, t in zip(LAYERS, theirs):
-        layer = getattr(model, name)
-        _close(layer.weight.grad, t.weight.grad.numpy(), rtol, f"{name}.weight gradient")
-        _close(layer.bias.grad, t.bias.grad.numpy(), rtol, f"{name}.bias gradient")
+    for net, tol, dtype in ((model, rtol, np.float32), (as_float64(model), RTOL64, np.float64)):
+        net.eval()
+        xs = st.Tensor(x, requires_grad=True, dtype=dtype)
+        out = net(xs)
+        assert out.dtype == dtype
+        _close(out.data, ref.detach().numpy(), tol, f"{dtype.__name__} logits")
+        net.zero_grad()
+        out.backward(g.astype(dtype))
+        assert xs.grad.dtype == dtype
+        _close(xs.grad, xt.grad.numpy(), tol, f"{dtype.__name__} input gradient")
+        for name, t in zip(LAYERS, theirs):
+            layer = getattr(net, name)
+            _close(layer.weight.grad, t.weight.grad.numpy(), tol, f"{dtype.__name__} {name}.weight gradient")
+            _close(layer.bias.grad, t.bias.grad.numpy(), tol, f"{dtype.__name__} {name}.bias gradient")
 
 
 def test_paper_alexnet_matches_torch_on_a_small_input(rng):
     # full widths, the paper's initialisation, grouped; 67×67 is the smallest input that survives
     # conv1 and three poolings (15 → 7 → 3 → 1), so fc6 is 256 → 4096
     model = models.alexnet(input_size=67, num_classes=20, rng=1)
-    _compare_with_torch(model, rng.standard_normal((2, 3, 67, 67)).astype(np.float32), rtol=2e-4)
+    _compare_with_torch(model, rng.standard_normal((2, 3, 67, 67)).astype(np.float32), RTOL32)
 
 
 @pytest.mark.parametrize("groups,size", [(2, 75), (1, 70)])
@@ -174,12 +190,12 @@ def test_scaled_down_alexnet_matches_torch(rng, groups, size):
     # larger activations (He initialisation), non-square-friendly sizes, both group settings
     model = AlexNet(num_classes=7, in_channels=2, input_size=size, widths=(8, 12, 16, 12, 8), hidden=32,
                     groups=groups, init="kaiming", rng=2)
-    _compare_with_torch(model, rng.standard_normal((3, 2, size, size)).astype(np.float32), rtol=1e-4)
+    _compare_with_torch(model, rng.standard_normal((3, 2, size, size)).astype(np.float32), RTOL32)
 
 
 def test_small_alexnet_matches_torch(rng):
     model = models.alexnet_small(rng=3)
-    _compare_with_torch(model, rng.standard_normal((4, 1, 32, 32)).astype(np.float32), rtol=1e-4)
+    _compare_with_torch(model, rng.standard_normal((4, 1, 32, 32)).astype(np.float32), RTOL32)
 
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Checks: the paper's parameter counts layer by layer, Table I, the RBF
 centres, forward and every gradient against straightforward PyTorch
-reimplementations with the same weights, a few SGD steps, and the registry
+reimplementations in float64 with the same weights, a few SGD steps, and the registry
 round trip.
 """
 import json
@@ -17,7 +17,7 @@ import striate.functional as F
 import striate.models as models
 from striate import nn
 from striate.models.lenet import C3_CONNECTIONS, LeNet5, PartialConv2d, _place_kernels, digit_bitmaps
-from tests.reference import assert_close, check_torch, randn, sgd_losses
+from tests.reference import as_float64, assert_close, check_torch, randn, sgd_losses, to_torch64
 
 PAPER_COUNTS = {"c1": 156, "s2": 12, "c3": 1516, "s4": 32, "c5": 48120, "f6": 10164, "output": 0}
 
@@ -135,7 +135,8 @@ def _scatter_to_dense(table, grouped, kh=5, kw=5):
     each reading its input maps in increasing order), independently of the layer.
     """
     fan_in = table.sum(axis=0)
-    dense = np.zeros((table.shape[1], table.shape[0], kh, kw), np.float32)
+    dtype = np.result_type(*grouped.values())
+    dense = np.zeros((table.shape[1], table.shape[0], kh, kw), dtype)
     for f, w in grouped.items():
         for i, k in enumerate(np.flatnonzero(fan_in == f)):
             dense[k, np.flatnonzero(table[:, k])] = w[i]
@@ -150,7 +151,7 @@ def _torch_lenet5(x, p, table):
     def subsample(a, coef, bias):
         return tF.avg_pool2d(a, 2) * 4 * coef.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
 
-    mask = torch.from_numpy(table.T.astype(np.float32))[:, :, None, None]     # (16, 6, 1, 1)
+    mask = to_torch64(table.T)[:, :, None, None]                              # (16, 6, 1, 1)
     x = squash(tF.conv2d(x, p["c1.weight"], p["c1.bias"]))
     x = squash(subsample(x, p["s2.coefficient"], p["s2.bias"]))
     x = squash(tF.conv2d(x, p["c3.dense"] * mask, p["c3.bias"]))
@@ -161,34 +162,43 @@ def _torch_lenet5(x, p, table):
     return -y
 
 
+# LeNet-5 against PyTorch in float64: striate's float32 network to 1e-5 (outputs of order 10-100
+# scaled by max(1, max|ref|), gradients by their own magnitude); the same network in float64 to 1e-10
+LENET_PRECISIONS = [(np.float32, 1e-5), (np.float64, 1e-10)]
+
+
 def test_lenet5_matches_a_pytorch_reimplementation(rng):
     model = models.lenet5(rng=rng)
     params = dict(model.named_parameters())
     grouped = {f: params[f"c3.weight_{f}"].data for f in (3, 4, 6)}
-    ref = {name: torch.tensor(p.data, requires_grad=True) for name, p in params.items()
+    ref = {name: to_torch64(p.data, requires_grad=True) for name, p in params.items()
            if not name.startswith("c3.weight")}
-    ref["c3.dense"] = torch.tensor(_scatter_to_dense(C3_CONNECTIONS, grouped), requires_grad=True)
-    ref["centres"] = torch.tensor(model.output.centres)
+    ref["c3.dense"] = to_torch64(_scatter_to_dense(C3_CONNECTIONS, grouped), requires_grad=True)
+    ref["centres"] = to_torch64(model.output.centres)
     np.testing.assert_array_equal(model.c3.dense_weight(), ref["c3.dense"].detach().numpy())
 
     x = randn(rng, 3, 1, 32, 32)
-    xs = st.Tensor(x, requires_grad=True)
-    xt = torch.tensor(x, requires_grad=True)
-    out = model(xs)
+    xt = to_torch64(x, requires_grad=True)
     expected = _torch_lenet5(xt, ref, C3_CONNECTIONS)
-    assert_close(out.data, expected.detach().numpy(), 1e-5, "forward")
-
     g = randn(rng, 3, 10)
-    out.backward(g)
-    expected.backward(torch.from_numpy(g))
-    assert_close(xs.grad, xt.grad.numpy(), 1e-5, "input gradient")
-    for name, p in params.items():
-        if name.startswith("c3.weight"):
-            continue
-        assert_close(p.grad, ref[name].grad.numpy(), 1e-5, f"gradient of {name}")
-    dense_grad = _scatter_to_dense(C3_CONNECTIONS, {f: params[f"c3.weight_{f}"].grad for f in (3, 4, 6)})
+    expected.backward(to_torch64(g))
     masked = ref["c3.dense"].grad.numpy() * C3_CONNECTIONS.T[:, :, None, None]
-    assert_close(dense_grad, masked, 1e-5, "gradient of c3's weights")
+    for dtype, rtol in LENET_PRECISIONS:
+        net = model if dtype == np.float32 else as_float64(model)
+        ps = dict(net.named_parameters())
+        xs = st.Tensor(x, requires_grad=True, dtype=dtype)
+        out = net(xs)
+        assert out.dtype == dtype
+        assert_close(out.data, expected.detach().numpy(), rtol, f"{dtype.__name__} forward")
+        out.backward(g.astype(dtype))
+        assert xs.grad.dtype == dtype
+        assert_close(xs.grad, xt.grad.numpy(), rtol, f"{dtype.__name__} input gradient", floor=0)
+        for name, p in ps.items():
+            if name.startswith("c3.weight"):
+                continue
+            assert_close(p.grad, ref[name].grad.numpy(), rtol, f"{dtype.__name__} gradient of {name}", floor=0)
+        dense_grad = _scatter_to_dense(C3_CONNECTIONS, {f: ps[f"c3.weight_{f}"].grad for f in (3, 4, 6)})
+        assert_close(dense_grad, masked, rtol, f"{dtype.__name__} gradient of c3's weights", floor=0)
 
 
 def test_partial_conv_with_unsorted_fan_ins_matches_masked_conv(rng):
@@ -199,15 +209,16 @@ def test_partial_conv_with_unsorted_fan_ins_matches_masked_conv(rng):
     layer = PartialConv2d(table, (3, 2), rng=rng)
     assert _count(layer) == (2 + 1 + 3 + 1 + 2) * 6 + 5
     x = randn(rng, 2, 3, 7, 9)
-    mask = torch.from_numpy(table.T.astype(np.float32))[:, :, None, None]
+    mask = to_torch64(table.T)[:, :, None, None]
     dense = layer.dense_weight()
     assert (dense[~table.T] == 0).all()
     out = layer(st.Tensor(x))
-    ref = tF.conv2d(torch.from_numpy(x), torch.from_numpy(dense) * mask, torch.from_numpy(layer.bias.data))
+    ref = tF.conv2d(to_torch64(x), to_torch64(dense) * mask, to_torch64(layer.bias.data))
     assert out.shape == (2, 5, 5, 8)
     assert_close(out.data, ref.numpy(), 1e-5)
-    check_torch(lambda a: layer(a),
-                lambda a: tF.conv2d(a, torch.from_numpy(dense) * mask, torch.from_numpy(layer.bias.data)),
+    layer64 = as_float64(layer)                      # for check_torch's float64 run
+    check_torch(lambda a: (layer64 if a.dtype == np.float64 else layer)(a),
+                lambda a: tF.conv2d(a, to_torch64(dense) * mask, to_torch64(layer.bias.data)),
                 [x])
 
 
@@ -233,12 +244,12 @@ def test_place_kernels_gradcheck(rng):
 
 
 def _modern_torch(model):
-    """torch.nn.Sequential equivalent of lenet5_modern, with the same weights."""
+    """torch.nn.Sequential equivalent of lenet5_modern in float64, with the same weights."""
     import torch.nn as tnn
     net = tnn.Sequential(tnn.Conv2d(model.input_shape[0], 6, 5), tnn.ReLU(), tnn.MaxPool2d(2),
                          tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
                          tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(),
-                         tnn.Linear(84, model.output.weight.shape[0]))
+                         tnn.Linear(84, model.output.weight.shape[0])).double()
     where = {"c1": 0, "c3": 3, "f5": 7, "f6": 9, "output": 11}
     with torch.no_grad():
         for name, index in where.items():
@@ -263,20 +274,24 @@ def test_lenet5_modern_matches_torch_nn(rng, in_channels, num_classes):
     model = models.lenet5_modern(rng=rng, num_classes=num_classes, in_channels=in_channels)
     net, where = _modern_torch(model)
     x = randn(rng, 3, in_channels, 32, 32)
-    xs = st.Tensor(x, requires_grad=True)
-    xt = torch.tensor(x, requires_grad=True)
-    out, expected = model(xs), net(xt)
-    assert out.shape == (3, num_classes)
-    assert_close(out.data, expected.detach().numpy(), 1e-5, "forward")
+    xt = to_torch64(x, requires_grad=True)
+    expected = net(xt)
     g = randn(rng, 3, num_classes)
-    out.backward(g)
-    expected.backward(torch.from_numpy(g))
-    assert_close(xs.grad, xt.grad.numpy(), 1e-5, "input gradient")
-    for name, index in where.items():
-        for kind in ("weight", "bias"):
-            ours = getattr(getattr(model, name), kind).grad
-            theirs = getattr(net[index], kind).grad.numpy()
-            assert_close(ours, theirs, 1e-5, f"gradient of {name}.{kind}")
+    expected.backward(to_torch64(g))
+    for dtype, rtol in LENET_PRECISIONS:
+        ours_net = model if dtype == np.float32 else as_float64(model)
+        xs = st.Tensor(x, requires_grad=True, dtype=dtype)
+        out = ours_net(xs)
+        assert out.shape == (3, num_classes) and out.dtype == dtype
+        assert_close(out.data, expected.detach().numpy(), rtol, f"{dtype.__name__} forward")
+        out.backward(g.astype(dtype))
+        assert_close(xs.grad, xt.grad.numpy(), rtol, f"{dtype.__name__} input gradient", floor=0)
+        for name, index in where.items():
+            for kind in ("weight", "bias"):
+                ours = getattr(getattr(ours_net, name), kind).grad
+                theirs = getattr(net[index], kind).grad.numpy()
+                assert ours.dtype == dtype
+                assert_close(ours, theirs, rtol, f"{dtype.__name__} gradient of {name}.{kind}", floor=0)
 
 
 def test_lenet5_modern_rejects_wrong_input():

@@ -1,4 +1,4 @@
-"""The multilayer perceptron baseline: structure, parameter count, PyTorch equivalence, training."""
+"""The multilayer perceptron baseline: structure, parameter count, PyTorch (float64) equivalence, training."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +7,7 @@ import torch.nn as tnn
 import striate as st
 import striate.models as models
 from striate.models.mlp import MLP
-from tests.reference import assert_close, randn, sgd_losses
+from tests.reference import as_float64, assert_close, randn, sgd_losses, to_torch64
 
 
 def test_default_mlp_structure_and_count():
@@ -32,24 +32,30 @@ def test_mlp_matches_torch(rng, activation, torch_act):
     sizes = (36, 17, 9, 4)
     model = models.mlp(sizes=sizes, rng=rng, activation=activation)
     net = tnn.Sequential(tnn.Flatten(), tnn.Linear(36, 17), torch_act(), tnn.Linear(17, 9), torch_act(),
-                         tnn.Linear(9, 4))
+                         tnn.Linear(9, 4)).double()       # the reference: float64
     linears = [net[1], net[3], net[5]]
     with torch.no_grad():
         for i, lin in enumerate(linears, 1):
             lin.weight.copy_(torch.from_numpy(getattr(model, f"fc{i}").weight.data))
             lin.bias.copy_(torch.from_numpy(getattr(model, f"fc{i}").bias.data))
     x = randn(rng, 5, 1, 6, 6)
-    xs, xt = st.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    out, expected = model(xs), net(xt)
-    assert out.shape == (5, 4)
-    assert_close(out.data, expected.detach().numpy(), 1e-5, "forward")
+    xt = to_torch64(x, requires_grad=True)
+    expected = net(xt)
     g = randn(rng, 5, 4)
-    out.backward(g)
-    expected.backward(torch.from_numpy(g))
-    assert_close(xs.grad, xt.grad.numpy(), 1e-5, "input gradient")
-    for i, lin in enumerate(linears, 1):
-        assert_close(getattr(model, f"fc{i}").weight.grad, lin.weight.grad.numpy(), 1e-5, f"fc{i}.weight")
-        assert_close(getattr(model, f"fc{i}").bias.grad, lin.bias.grad.numpy(), 1e-5, f"fc{i}.bias")
+    expected.backward(to_torch64(g))
+    # striate's float32 network to 1e-5 (gradients scaled by their own magnitude), in float64 to 1e-10
+    for dtype, rtol in [(np.float32, 1e-5), (np.float64, 1e-10)]:
+        ours = model if dtype == np.float32 else as_float64(model)
+        xs = st.Tensor(x, requires_grad=True, dtype=dtype)
+        out = ours(xs)
+        assert out.shape == (5, 4) and out.dtype == dtype
+        assert_close(out.data, expected.detach().numpy(), rtol, f"{dtype.__name__} forward")
+        out.backward(g.astype(dtype))
+        assert_close(xs.grad, xt.grad.numpy(), rtol, f"{dtype.__name__} input gradient", floor=0)
+        for i, lin in enumerate(linears, 1):
+            fc = getattr(ours, f"fc{i}")
+            assert_close(fc.weight.grad, lin.weight.grad.numpy(), rtol, f"{dtype.__name__} fc{i}.weight", floor=0)
+            assert_close(fc.bias.grad, lin.bias.grad.numpy(), rtol, f"{dtype.__name__} fc{i}.bias", floor=0)
 
 
 def test_mlp_accepts_flat_input(rng):

@@ -1,9 +1,10 @@
-"""Every layer against its torch.nn counterpart, with the same weights.
+"""Every layer against its torch.nn counterpart in float64, with the same weights.
 
-Torch's weights are copied into ours through ``load_state_dict`` (strict), which
-also proves that parameter and buffer names agree. Then the forward output, the
-input gradient and every parameter gradient are compared, driven by one random
-upstream gradient.
+Torch's (float32) weights are copied into ours through ``load_state_dict`` (strict),
+which also proves that parameter and buffer names agree; then torch's layer runs in
+float64, the reference. The forward output, the input gradient and every parameter
+gradient are compared, driven by one random upstream gradient, for our float32 layer
+and for a float64 copy of it.
 """
 import numpy as np
 import pytest
@@ -12,32 +13,48 @@ import torch.nn.functional as tF
 
 import striate as st
 from striate import nn
-from tests.reference import assert_close
+from tests.reference import as_float64, assert_close, to_torch64
 
-RTOL = 1e-5
+RTOL = 1e-5          # striate's float32 layer against torch's float64 one
+RTOL64 = 1e-10       # striate's float64 copy of the layer against the same reference
 
 
 def copy_weights(theirs: torch.nn.Module, ours: nn.Module) -> None:
-    ours.load_state_dict({k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()})
+    """torch's weights (float32 values, whatever the module's dtype) into ours, in float32."""
+    ours.load_state_dict({k: v.detach().numpy().astype(np.float32) if v.is_floating_point()
+                          else v.numpy().copy() for k, v in theirs.state_dict().items()})
 
 
-def compare(ours, theirs, x, rng, copy=True, rtol=RTOL):
-    """Forward, input gradient and parameter gradients of ``ours`` and ``theirs`` on ``x``."""
+def compare(ours, theirs, x, rng, copy=True, rtol=RTOL, grad_floor=0.0, ours64=None):
+    """Forward, input gradient and parameter gradients of ``ours`` and ``theirs`` on ``x``.
+
+    ``theirs`` runs in float64 (its float32 weights convert exactly): the reference. ``ours``
+    must keep float32 and agree at ``rtol`` (outputs scaled by max(1, max|ref|), gradients by
+    max(grad_floor, their own magnitude)); a float64 copy of ``ours`` must agree at RTOL64
+    (a test that steps a layer several times keeps its own float64 copy and passes it as ``ours64``).
+    """
     if copy:
         copy_weights(theirs, ours)
-    xs = st.Tensor(x, requires_grad=True)
-    xt = torch.tensor(x, requires_grad=True)
-    out = ours(xs)
+    theirs.double()
+    if ours64 is None:
+        ours64 = as_float64(ours)        # copied before the run: the same running statistics
+    xt = to_torch64(x, requires_grad=True)
     ref = theirs(xt)
-    assert out.dtype == np.float32
-    assert_close(out.data, ref.detach().numpy(), rtol, "forward")
-    g = rng.standard_normal(out.shape).astype(np.float32)
-    out.backward(g)
-    ref.backward(torch.from_numpy(g))
-    assert_close(xs.grad, xt.grad.numpy(), rtol, "input gradient")
-    ours_params = dict(ours.named_parameters())
-    for name, p in theirs.named_parameters():
-        assert_close(ours_params[name].grad, p.grad.numpy(), rtol, f"gradient of {name}")
+    g = rng.standard_normal(tuple(ref.shape)).astype(np.float32)
+    ref.backward(to_torch64(g))
+    theirs_params = dict(theirs.named_parameters())
+    for net, dtype, tol in ((ours, np.float32, rtol), (ours64, np.float64, RTOL64)):
+        xs = st.Tensor(x, requires_grad=True, dtype=dtype)
+        out = net(xs)
+        assert out.dtype == dtype
+        assert_close(out.data, ref.detach().numpy(), tol, f"{dtype.__name__} forward")
+        out.backward(g.astype(dtype))
+        assert_close(xs.grad, xt.grad.numpy(), tol, f"{dtype.__name__} input gradient", floor=grad_floor)
+        ours_params = dict(net.named_parameters())
+        assert ours_params.keys() == theirs_params.keys()
+        for name, p in theirs_params.items():
+            assert_close(ours_params[name].grad, p.grad.numpy(), tol, f"{dtype.__name__} gradient of {name}",
+                         floor=grad_floor)
     return out
 
 
@@ -167,7 +184,7 @@ def test_fused_conv(fusion, rng):
                 out = r.reshape(r.shape[0], K * C, *r.shape[3:])   # map k·C + c
             return out + self.bias.reshape(1, -1, 1, 1)
 
-    compare(ours, Torch(), randn(rng, 2, C, 7, 8), rng, copy=False, rtol=1e-4 if fusion == "product" else RTOL)
+    compare(ours, Torch(), randn(rng, 2, C, 7, 8), rng, copy=False)    # product too: the reference is float64
 
 
 def test_fused_sum_is_conv2d(rng):
@@ -197,13 +214,16 @@ def test_batch_norm(cls, tcls, shape, kwargs, rng):
             if theirs.bias is not None:
                 theirs.bias.add_(torch.from_numpy(randn(rng, 5)))
     copy_weights(theirs, ours)
+    ours64 = as_float64(ours)               # steps alongside: its statistics and gradients stay float64
     for _ in range(3):                                              # training steps
-        compare(ours, theirs, randn(rng, *shape) * 2 + 1, rng, copy=False)
+        compare(ours, theirs, randn(rng, *shape) * 2 + 1, rng, copy=False, ours64=ours64)
     for name, buf in theirs.state_dict().items():
         assert_close(ours.state_dict()[name], buf.numpy(), RTOL, name)
+        assert_close(ours64.state_dict()[name], buf.numpy(), RTOL64, name)
     ours.eval()
+    ours64.eval()
     theirs.eval()
-    compare(ours, theirs, randn(rng, *shape), rng, copy=False)
+    compare(ours, theirs, randn(rng, *shape), rng, copy=False, ours64=ours64)
     if ours.track_running_stats:
         assert ours.running_mean.dtype == np.float32 and ours.running_var.dtype == np.float32
         assert ours.num_batches_tracked.dtype == np.int64 and int(ours.num_batches_tracked) == 3
@@ -301,14 +321,19 @@ def test_residual_and_concat_match_torch(rng):
     ours.load_state_dict({rename[k.split(".")[0]] + k[len(k.split(".")[0]):]: v.detach().numpy()
                           for k, v in theirs.state_dict().items()})
     x = randn(rng, 2, 3, 6, 5)
-    xs, xt = st.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    out, ref = ours(xs), theirs(xt)
-    assert out.shape == (2, 6, 6, 5)
-    assert_close(out.data, ref.detach().numpy())
-    g = randn(rng, *out.shape)
-    out.backward(g)
-    ref.backward(torch.from_numpy(g))
-    assert_close(xs.grad, xt.grad.numpy(), what="input gradient (two paths summed)")
+    theirs.double()                                   # the reference: float64
+    xt = to_torch64(x, requires_grad=True)
+    ref = theirs(xt)
+    g = randn(rng, *ref.shape)
+    ref.backward(to_torch64(g))
+    for net, dtype, tol in ((ours, np.float32, RTOL), (as_float64(ours), np.float64, RTOL64)):
+        xs = st.Tensor(x, requires_grad=True, dtype=dtype)
+        out = net(xs)
+        assert out.shape == (2, 6, 6, 5) and out.dtype == dtype
+        assert_close(out.data, ref.detach().numpy(), tol, f"{dtype.__name__} forward")
+        out.backward(g.astype(dtype))
+        assert_close(xs.grad, xt.grad.numpy(), tol, f"{dtype.__name__} input gradient (two paths summed)",
+                     floor=0)
 
 
 def test_residual_identity_and_errors(rng):
@@ -387,7 +412,9 @@ def test_conv2d_algorithm_reaches_the_op_and_its_repr(rng):
                                        "algorithm=winograd)"
     outs = {alg: layer(st.Tensor(x)).data for alg, layer in layers.items()}
     assert not np.array_equal(outs["im2col"], outs["winograd"])       # two computations ...
-    np.testing.assert_allclose(outs["winograd"], outs["im2col"], rtol=1e-5, atol=1e-5)   # ... one result
+    exact = as_float64(layers["im2col"])(st.Tensor(x, dtype=np.float64)).data
+    for out in outs.values():                                        # ... one result (float64's)
+        np.testing.assert_allclose(out, exact, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="algorithm='winograd' needs dilation 1"):
         nn.Conv2d(4, 4, 3, dilation=2, algorithm="winograd")(st.Tensor(np.zeros((1, 4, 9, 9), np.float32)))
 

@@ -3,9 +3,9 @@ does appear in training stops the run with the epoch, the step and the learning 
 
 The op table runs with NumPy's overflow, invalid-operation and division warnings turned into errors,
 so an op that only happens to end finite after an intermediate infinity fails too (underflow to zero
-is harmless and allowed). The loss-of-precision cases are also compared with PyTorch. The loss / Inf
-checks of ``fit`` and ``train_step`` themselves are in tests/train/test_loop.py and tests/test_cli.py; here
-the gradient path through ``fit``.
+is harmless and allowed). The loss-of-precision cases are also compared with PyTorch in float64. The
+loss / Inf checks of ``fit`` and ``train_step`` themselves are in tests/train/test_loop.py and
+tests/test_cli.py; here the gradient path through ``fit``.
 """
 import numpy as np
 import pytest
@@ -97,9 +97,10 @@ def test_extreme_logits_agree_with_pytorch(ours, theirs, s, rng):
     a = st.Tensor(x, requires_grad=True)
     out = ours(a)
     out.backward(g if out.shape else np.float32(g[0, 0]))
-    b = torch.tensor(x, requires_grad=True)
+    b = torch.tensor(x, dtype=torch.float64, requires_grad=True)      # the reference: float64
     ref = theirs(b)
-    ref.backward(torch.tensor(g) if ref.shape else torch.tensor(g[0, 0]))
+    g64 = torch.tensor(g, dtype=torch.float64)
+    ref.backward(g64 if ref.shape else g64[0, 0])
     np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(a.grad, b.grad.numpy(), rtol=1e-6, atol=1e-6)
 
