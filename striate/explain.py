@@ -36,7 +36,7 @@ import numpy as np
 
 from . import filters
 from . import functional as F
-from .functional._utils import nonnegative_pair, positive_pair
+from .checks import nonnegative_pair, normalize_name, positive_pair
 from .tensor import Tensor, no_grad
 from .viz.images import Matrix, Picture, Symbol, format_number, plot_rows, rows_size
 
@@ -144,7 +144,7 @@ def _float64(array, what: str) -> np.ndarray:
 def _kernel(kernel) -> tuple[np.ndarray, str]:
     """A kernel and its label, from a name or an array."""
     if isinstance(kernel, str):
-        return filters.get_kernel(kernel, dtype=np.float64), filters._key(kernel)
+        return filters.get_kernel(kernel, dtype=np.float64), normalize_name(kernel)
     k = _float64(kernel, "the kernel")
     if k.ndim != 2 or k.size == 0:
         raise ValueError(f"the kernel must be 2-D (kh, kw), got shape {k.shape}")
@@ -632,7 +632,7 @@ def explain_layers(model=None) -> Explanation:
     if model is None:
         net, label = _lenet_style(), "LeNet-5-style stack (the layout of lenet5-modern)"
     elif isinstance(model, str):
-        net, label = models.get(model, rng=0), f"model {models._key(model)}"
+        net, label = models.get(model, rng=0), f"model {normalize_name(model, 'model')}"
     else:
         net, label = model, type(model).__name__
     input_shape = (1,) + tuple(getattr(net, "input_shape", (1, 32, 32)))
@@ -704,7 +704,7 @@ def explain_layers(model=None) -> Explanation:
 
 def _draw_layers(rows_text, title: str, path) -> tuple[int, int]:
     """Two bar charts side by side: values in each layer's output, and its parameters."""
-    from .viz._mpl import plt
+    from .viz.mpl import plt
     from .viz.images import DPI, save_png
     n = len(rows_text)
     labels = [f"{r[0]}  {r[1]}  {r[2]}" for r in rows_text]
@@ -944,7 +944,7 @@ TOPICS = {"conv": explain_conv, "pool": explain_pool, "channels": explain_channe
 
 def explain(topic: str, **options) -> Explanation:
     """The explanation of ``topic`` (one of :data:`TOPICS`), with that topic's options."""
-    key = topic.strip().lower() if isinstance(topic, str) else topic
+    key = normalize_name(topic, "topic")
     if key not in TOPICS:
         raise ValueError(f"unknown topic {topic!r}; choose one of: {', '.join(TOPICS)}")
     return TOPICS[key](**options)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import normalize_name
 from .images import ImageError, load_image
 
 __all__ = ["SAMPLES", "sample_names", "sample_path", "load_sample", "resize"]
@@ -63,15 +64,9 @@ def _package_folder(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def _key(name: str) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"sample names are strings, got {type(name).__name__}: {name!r}")
-    return name.strip().lower().replace("_", "-")
-
-
 def sample_path(name: str) -> Path:
     """The file of sample ``name``; raises ImageError naming the choices if it is not available."""
-    key = _key(name)
+    key = normalize_name(name, "sample")
     if key not in SAMPLES:
         raise ImageError(f"unknown sample image {name!r}; available here: {', '.join(sample_names())}")
     package, filename, _ = SAMPLES[key]

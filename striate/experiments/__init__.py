@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from ..checks import normalize_name
 from ._runner import Context, Report, format_table, markdown_table, run_experiment
 
 __all__ = ["names", "get", "run", "Context", "Report", "format_table", "markdown_table", "EXPERIMENTS"]
@@ -44,7 +45,7 @@ def names() -> list[str]:
 
 def get(name: str) -> ModuleType:
     """The module of experiment ``name`` (its NAME, SUMMARY, CLAIM, SIZES, budget and run)."""
-    key = str(name).strip().lower()
+    key = normalize_name(name, "experiment")
     if key not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}")
     return importlib.import_module(f"{__name__}.{key}")

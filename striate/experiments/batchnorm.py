@@ -144,7 +144,7 @@ def _finding(summary: dict, s: dict) -> str:
 
 
 def _plot(path, runs: dict, summary: dict, s: dict, window: int) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     n = len(s["lrs"])
     fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 4.4), squeeze=False)
     colours = {"none": "tab:red", "after": "tab:blue", "before": "tab:green"}

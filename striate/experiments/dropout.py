@@ -122,7 +122,7 @@ def _finding(summary: dict, s: dict) -> str:
 
 
 def _plot(path, runs: dict, s: dict) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     fig, (ax_acc, ax_gap, ax_loss) = plt.subplots(1, 3, figsize=(16, 4.4))
     colours = {"no dropout": "tab:red", f"dropout {s['p']:g}": "tab:blue"}
     for key, r in runs.items():

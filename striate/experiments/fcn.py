@@ -254,7 +254,7 @@ def _softmax(maps: np.ndarray) -> np.ndarray:
 def _plot(path, canvas: np.ndarray, maps: np.ndarray, placed: list, s: dict) -> None:
     from matplotlib.colors import ListedColormap
 
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     probs = _softmax(maps[None])[0]                        # (10, h, w)
     best, conf = probs.argmax(axis=0), probs.max(axis=0)
     H, W = canvas.shape

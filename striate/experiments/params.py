@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import models, nn
-from ..functional._utils import conv_output_size
+from ..checks import conv_output_size
 from ._runner import Report, dataset, pct, plural, points, preprocess
 
 NAME = "params"
@@ -194,7 +194,7 @@ def _finding(layers: list, models_: dict) -> str:
 
 
 def _plot(path, layers: list, models_: dict) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     fig, (ax_l, ax_m) = plt.subplots(1, 2, figsize=(15, 5.2), gridspec_kw={"width_ratios": [3, 2]})
     names = ["20×20×1\n1 kernel 3×3", "28×28×1\n6 maps 5×5", "32×32×3\n6 maps 5×5", "227×227×3\n96 maps 11×11/4"]
     x = np.arange(len(layers))

@@ -123,7 +123,7 @@ def run(ctx) -> Report:
 
 
 def _plot(path, curves: dict, images: np.ndarray, s: dict) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     K = s["max_shift"]
     fig = plt.figure(figsize=(12, 6.4))
     outer = fig.add_gridspec(2, 1, height_ratios=[1, 3.4], hspace=0.3)

@@ -7,9 +7,8 @@ softmax), backward keeps the output rather than the input.
 """
 from __future__ import annotations
 
+from ..checks import check_axis, check_float, to_tensor
 from ..tensor import Tensor, array_module
-from ._utils import check_float, to_tensor
-from .shape import _axis
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax"]
 
@@ -123,7 +122,7 @@ def softmax(x, dim: int = -1) -> Tensor:
     Shape: x any shape; out the same, summing to 1 along ``dim``.
     """
     x = _float_input(x, "softmax")
-    axis = _axis(dim, x.ndim, "softmax", "dim")
+    axis = check_axis(dim, x.ndim, "softmax", "dim")
     xp = array_module(x.data)
     e = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
     out = e / e.sum(axis=axis, keepdims=True)
@@ -140,7 +139,7 @@ def log_softmax(x, dim: int = -1) -> Tensor:
     Shape: x any shape; out the same.
     """
     x = _float_input(x, "log_softmax")
-    axis = _axis(dim, x.ndim, "log_softmax", "dim")
+    axis = check_axis(dim, x.ndim, "log_softmax", "dim")
     xp = array_module(x.data)
     z = x.data - x.data.max(axis=axis, keepdims=True)          # the largest entry is 0
     out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))   # the sum is in [1, C]

@@ -46,11 +46,11 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from ..checks import (IntPair, Padding, check_conv, check_float, check_same_dtype, conv_output_size,
+                      nonnegative_pair, padding_sides, positive_pair, to_tensor)
 from ..tensor import Tensor, array_module
 from . import winograd
 from ._workspace import scratch as _scratch
-from ._utils import (IntPair, Padding, check_float, check_ndim, check_same_dtype,
-                     conv_output_size, nonnegative_pair, positive_pair, to_tensor)
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_fused"]
 
@@ -289,26 +289,12 @@ def _conv_backward(g, wmat, geo: _Geometry, x_shape, x=None, input_grad: bool = 
 # argument checks
 
 
-def _float_tensor(value, op: str, name: str) -> Tensor:
-    """``to_tensor`` and ``check_float``: integer data is refused (as PyTorch does), not converted."""
-    t = to_tensor(value, op, name)
-    check_float(t, op, name)
-    return t
-
-
-def _check_groups(op: str, groups) -> int:
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
-        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"{op}: groups must be at least 1, got {groups}")
-    return int(groups)
-
-
 def _check_bias(op: str, bias, count: int, layout: str):
     """None, or a float tensor of shape (count,): one value per output map."""
     if bias is None:
         return None
-    bias = _float_tensor(bias, op, "bias")
+    bias = to_tensor(bias, op, "bias")
+    check_float(bias, op, "bias")
     if bias.shape != (count,):
         raise ValueError(f"{op} expects bias {layout} with {count} values (one per output map), "
                          f"got shape {tuple(bias.shape)}")
@@ -321,22 +307,7 @@ def _geometry(op: str, size, kernel, stride, padding, dilation, groups: int) -> 
     stride = positive_pair(stride, "stride", op)
     dilation = positive_pair(dilation, "dilation", op)
     eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1   # the kernel's reach
-    if isinstance(padding, str):
-        if padding == "valid":
-            pads = (0, 0, 0, 0)
-        elif padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"{op}: padding='same' needs stride 1 (as in PyTorch), got stride {stride}")
-            # A total of reach − 1 keeps the size; an odd total puts the extra row and
-            # column at the bottom and right, as PyTorch does.
-            th, tw = eh - 1, ew - 1
-            pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-        else:
-            raise ValueError(f"{op}: padding must be an int, a pair of ints, 'same' or 'valid', "
-                             f"got {padding!r}")
-    else:
-        ph, pw = nonnegative_pair(padding, "padding", op)
-        pads = (ph, ph, pw, pw)
+    pads = padding_sides(padding, (eh, ew), op, stride)
     Hp, Wp = H + pads[0] + pads[1], W + pads[2] + pads[3]
     if eh > Hp or ew > Wp:
         raise ValueError(
@@ -401,17 +372,8 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
 
 
 def _conv2d(op, x, weight, bias, stride, padding, dilation, groups, algorithm="auto") -> Tensor:
-    groups = _check_groups(op, groups)
-    x = _float_tensor(x, op, "input")
-    weight = _float_tensor(weight, op, "weight")
-    check_ndim(weight, 4, "(K, C/groups, kh, kw)", op, "weight")
+    x, weight, groups = check_conv(op, x, weight, groups)
     K, Cg, kh, kw = weight.shape
-    if K % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the {K} output channels of "
-                         f"weight {tuple(weight.shape)}")
-    if x.ndim != 4 or x.shape[1] != Cg * groups:
-        raise ValueError(f"{op} expects input (N, C, H, W) with C={Cg * groups} "
-                         f"(weight {tuple(weight.shape)}, groups={groups}), got {tuple(x.shape)}")
     bias = _check_bias(op, bias, K, "(K,)")
     check_same_dtype(op, input=x, weight=weight, bias=bias)
     N, C, H, W = x.shape
@@ -501,17 +463,8 @@ def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair
         (2, 8, 14, 14)
     """
     op = "conv_transpose2d"
-    groups = _check_groups(op, groups)
-    x = _float_tensor(x, op, "input")
-    weight = _float_tensor(weight, op, "weight")
-    check_ndim(weight, 4, "(C, K/groups, kh, kw)", op, "weight")
+    x, weight, groups = check_conv(op, x, weight, groups, transposed=True)
     C, Kg, kh, kw = weight.shape
-    if C % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the {C} input channels of "
-                         f"weight {tuple(weight.shape)}")
-    if x.ndim != 4 or x.shape[1] != C:
-        raise ValueError(f"{op} expects input (N, C, H, W) with C={C} "
-                         f"(weight {tuple(weight.shape)}, groups={groups}), got {tuple(x.shape)}")
     K = Kg * groups
     bias = _check_bias(op, bias, K, "(K,)")
     check_same_dtype(op, input=x, weight=weight, bias=bias)
@@ -598,13 +551,8 @@ def conv2d_fused(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0
         raise ValueError(f"{op}: fusion must be one of 'sum', 'concat', 'product', got {fusion!r}")
     if fusion == "sum":
         return _conv2d(op, x, weight, bias, stride, padding, 1, 1)
-    x = _float_tensor(x, op, "input")
-    weight = _float_tensor(weight, op, "weight")
-    check_ndim(weight, 4, "(K, C, kh, kw)", op, "weight")
+    x, weight, _ = check_conv(op, x, weight, groups=None)
     K, C, kh, kw = weight.shape
-    if x.ndim != 4 or x.shape[1] != C:
-        raise ValueError(f"{op} expects input (N, C, H, W) with C={C} "
-                         f"(weight {tuple(weight.shape)}), got {tuple(x.shape)}")
     concat = fusion == "concat"
     bias = _check_bias(op, bias, K * C if concat else K,
                        "(K·C,) for fusion='concat'" if concat else f"(K,) for fusion={fusion!r}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import random as _random
+from ..checks import check_float, to_tensor
 from ..tensor import Tensor, array_module
-from ._utils import check_float, to_tensor
 
 __all__ = ["dropout", "dropout2d"]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
+from ..checks import check_float, check_same_dtype, to_tensor
 from ..tensor import Tensor
-from ._utils import check_float, check_same_dtype, to_tensor
 
 __all__ = ["linear"]
 

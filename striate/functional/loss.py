@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_float, check_same_dtype, to_tensor
 from ..tensor import Tensor, array_module
-from ._utils import check_float, check_same_dtype, to_tensor
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss"]
 

@@ -11,8 +11,8 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from ..checks import check_float, check_same_dtype, to_tensor
 from ..tensor import Tensor, array_module
-from ._utils import check_float, check_same_dtype, to_tensor
 
 __all__ = ["batch_norm", "layer_norm", "local_response_norm"]
 

@@ -33,8 +33,8 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ..checks import IntPair, check_float, check_ndim, nonnegative_pair, positive_pair, to_tensor
 from ..tensor import Tensor, array_module
-from ._utils import IntPair, check_float, check_ndim, nonnegative_pair, positive_pair, to_tensor
 
 __all__ = [
     "max_pool2d", "min_pool2d", "avg_pool2d", "sum_pool2d", "lp_pool2d", "l2_pool2d",

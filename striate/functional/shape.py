@@ -10,20 +10,10 @@ from typing import Sequence, Union
 
 import numpy as np
 
+from ..checks import check_axis, check_same_dtype, to_tensor
 from ..tensor import Tensor, array_module
-from ._utils import check_same_dtype, to_tensor
 
 __all__ = ["pad", "flatten", "concat", "cat", "stack", "split"]
-
-
-def _axis(axis, ndim: int, op: str, name: str = "axis") -> int:
-    """``axis`` as a non-negative index into ``ndim`` axes (negative counts from the end)."""
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise TypeError(f"{op}: {name} must be an int, got {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{op}: {name}={axis} is out of range for a tensor with {ndim} "
-                         f"dimension(s) (expected {-ndim} ≤ {name} < {ndim})")
-    return int(axis) % ndim
 
 
 # ---------------------------------------------------------------------------
@@ -110,8 +100,8 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     x = to_tensor(x, "flatten")
     if x.ndim == 0:
         return Tensor.from_op(x.data.reshape(1), (x,), lambda g: (g.reshape(()),), "flatten")
-    start = _axis(start_dim, x.ndim, "flatten", "start_dim")
-    end = _axis(end_dim, x.ndim, "flatten", "end_dim")
+    start = check_axis(start_dim, x.ndim, "flatten", "start_dim")
+    end = check_axis(end_dim, x.ndim, "flatten", "end_dim")
     if start > end:
         raise ValueError(f"flatten: start_dim={start_dim} comes after end_dim={end_dim} "
                          f"for input {tuple(x.shape)}")
@@ -139,7 +129,7 @@ def concat(xs: Sequence, axis: int = 1) -> Tensor:
     ndim = ts[0].ndim
     if ndim == 0:
         raise ValueError("concat: zero-dimensional tensors cannot be concatenated; use stack")
-    ax = _axis(axis, ndim, "concat")
+    ax = check_axis(axis, ndim, "concat")
     first = ts[0].shape
     for i, t in enumerate(ts):
         if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1:] != first[:ax] + first[ax + 1:]:
@@ -170,7 +160,7 @@ def stack(xs: Sequence, axis: int = 0) -> Tensor:
         if t.shape != ts[0].shape:
             raise ValueError(f"stack expects tensors of one shape; tensor 0 is {tuple(ts[0].shape)}, "
                              f"tensor {i} is {tuple(t.shape)}")
-    ax = _axis(axis, ts[0].ndim + 1, "stack")
+    ax = check_axis(axis, ts[0].ndim + 1, "stack")
     xp = array_module(ts[0].data)
     out = xp.stack([t.data for t in ts], axis=ax)
 
@@ -194,7 +184,7 @@ def split(x, sizes: Union[int, Sequence[int]], axis: int = 1) -> tuple[Tensor, .
     x = to_tensor(x, "split")
     if x.ndim == 0:
         raise ValueError("split: a zero-dimensional tensor has no axis to split")
-    ax = _axis(axis, x.ndim, "split")
+    ax = check_axis(axis, x.ndim, "split")
     n = x.shape[ax]
     if isinstance(sizes, (int, np.integer)) and not isinstance(sizes, bool):
         if sizes < 1:

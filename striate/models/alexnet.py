@@ -92,7 +92,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn
-from ..functional._utils import conv_output_size, pair
+from ..checks import conv_output_size, pair
 from ..nn import Module
 from ..random import get_rng
 from ..tensor import Tensor

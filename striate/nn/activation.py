@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .module import Module, _float_arg
+from ..checks import check_number
+from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Tanh", "ScaledTanh", "Sigmoid", "Softmax", "LogSoftmax"]
 
@@ -24,7 +25,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = _float_arg(negative_slope, "negative_slope", "LeakyReLU")
+        self.negative_slope = check_number(negative_slope, "negative_slope", "LeakyReLU")
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
@@ -45,8 +46,8 @@ class ScaledTanh(Module):
 
     def __init__(self, a: float = 1.7159, s: float = 2 / 3):
         super().__init__()
-        self.a = _float_arg(a, "a", "ScaledTanh")
-        self.s = _float_arg(s, "s", "ScaledTanh")
+        self.a = check_number(a, "a", "ScaledTanh")
+        self.s = check_number(s, "s", "ScaledTanh")
 
     def forward(self, x):
         return F.scaled_tanh(x, self.a, self.s)

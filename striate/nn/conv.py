@@ -16,28 +16,15 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..functional._utils import IntPair, Padding, nonnegative_pair, positive_pair
+from ..checks import IntPair, Padding, check_int, check_padding, nonnegative_pair, positive_pair
 from ..functional.conv import check_algorithm
 from ..random import get_rng
 from . import init
-from .module import Module, Parameter, _int_arg
+from .module import Module, Parameter
 
 __all__ = ["Conv2d", "ConvTranspose2d", "FusedConv2d"]
 
 FUSIONS = ("sum", "concat", "product")
-
-
-def _padding_arg(padding, layer: str, stride: tuple[int, int]):
-    """An int pair, or the strings "same"/"valid" (unstrided convolutions only, as in PyTorch)."""
-    if isinstance(padding, str):
-        if padding not in ("same", "valid"):
-            raise ValueError(f"{layer}: padding must be an int, a pair of ints, 'same' or 'valid', "
-                             f"got {padding!r}")
-        if padding == "same" and stride != (1, 1):
-            raise ValueError(f"{layer}: padding='same' needs stride 1 (the output of a strided "
-                             f"convolution cannot keep the input's size), got stride={stride}")
-        return padding
-    return nonnegative_pair(padding, "padding", layer)
 
 
 def _divisible(channels: int, name: str, groups: int, layer: str) -> None:
@@ -48,9 +35,9 @@ def _divisible(channels: int, name: str, groups: int, layer: str) -> None:
 def _set_conv_shape(layer, in_channels, out_channels, kernel_size, stride, dilation, groups) -> None:
     """Check a convolution layer's channels, groups and window, and store them on the layer."""
     name = type(layer).__name__
-    layer.in_channels = _int_arg(in_channels, "in_channels", name)
-    layer.out_channels = _int_arg(out_channels, "out_channels", name)
-    layer.groups = _int_arg(groups, "groups", name)
+    layer.in_channels = check_int(in_channels, "in_channels", name)
+    layer.out_channels = check_int(out_channels, "out_channels", name)
+    layer.groups = check_int(groups, "groups", name)
     _divisible(layer.in_channels, "in_channels", layer.groups, name)
     _divisible(layer.out_channels, "out_channels", layer.groups, name)
     layer.kernel_size = positive_pair(kernel_size, "kernel_size", name)
@@ -115,7 +102,7 @@ class Conv2d(Module):
         super().__init__()
         name = type(self).__name__
         _set_conv_shape(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
-        self.padding = _padding_arg(padding, name, self.stride)
+        self.padding = check_padding(padding, name, self.stride)
         self.algorithm = check_algorithm(name, algorithm)
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, kh, kw),
@@ -237,12 +224,12 @@ class FusedConv2d(Module):
         if fusion not in FUSIONS:
             raise ValueError(f"{name}: fusion must be one of {FUSIONS}, got {fusion!r}")
         self.fusion = fusion
-        self.in_channels = _int_arg(in_channels, "in_channels", name)
-        self.num_kernels = _int_arg(num_kernels, "num_kernels", name)
+        self.in_channels = check_int(in_channels, "in_channels", name)
+        self.num_kernels = check_int(num_kernels, "num_kernels", name)
         self.out_channels = self.num_kernels * (self.in_channels if fusion == "concat" else 1)
         self.kernel_size = positive_pair(kernel_size, "kernel_size", name)
         self.stride = positive_pair(stride, "stride", name)
-        self.padding = _padding_arg(padding, name, self.stride)
+        self.padding = check_padding(padding, name, self.stride)
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((self.num_kernels, self.in_channels, kh, kw), dtype=np.float32))
         self.bias = Parameter(np.empty(self.out_channels, dtype=np.float32)) if bias else None

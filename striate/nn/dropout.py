@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..checks import check_number
 from ..random import get_rng
-from .module import Module, _float_arg
+from .module import Module
 
 __all__ = ["Dropout", "Dropout2d"]
 
@@ -25,7 +26,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None):
         super().__init__()
-        self.p = _float_arg(p, "p", type(self).__name__, low=0.0, high=1.0)
+        self.p = check_number(p, "p", type(self).__name__, at_least=0, at_most=1)
         # None stays None: the default generator is looked up at each call, not frozen here
         self.rng = None if rng is None else get_rng(rng)
 

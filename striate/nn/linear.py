@@ -6,9 +6,10 @@ import math
 import numpy as np
 
 from .. import functional as F
+from ..checks import check_int
 from ..random import get_rng
 from . import init
-from .module import Module, Parameter, _int_arg
+from .module import Module, Parameter
 
 __all__ = ["Linear", "Identity"]
 
@@ -34,8 +35,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  rng: np.random.Generator | int | None = None):
         super().__init__()
-        self.in_features = _int_arg(in_features, "in_features", "Linear")
-        self.out_features = _int_arg(out_features, "out_features", "Linear")
+        self.in_features = check_int(in_features, "in_features", "Linear")
+        self.out_features = check_int(out_features, "out_features", "Linear")
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=np.float32))
         self.bias = Parameter(np.empty(self.out_features, dtype=np.float32)) if bias else None
         self.reset_parameters(rng)

@@ -21,34 +21,6 @@ from ..tensor import Tensor
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
 
 
-# -- configuration checks shared by the layers (each names the layer and the value) --
-
-def _int_arg(value, name: str, layer: str, minimum: int = 1) -> int:
-    """An int of at least ``minimum``; anything else is a clear TypeError/ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{layer}: {name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{layer}: {name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def _float_arg(value, name: str, layer: str, low: float | None = None, high: float | None = None,
-               low_open: bool = False) -> float:
-    """A real number in [low, high] (or (low, high] with ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{layer}: {name} must be a number, got {value!r}")
-    value = float(value)
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and value > high
-    if too_low or too_high or value != value:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        left = "(" if low_open or low is None else "["
-        right = ")" if high is None else "]"
-        raise ValueError(f"{layer}: {name} must be in {left}{lo}, {hi}{right}, got {value:g}")
-    return value
-
-
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (``requires_grad=True`` by default)."""
 

@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..functional._utils import IntPair, nonnegative_pair, positive_pair
-from .module import Module, _float_arg
+from ..checks import IntPair, check_number, nonnegative_pair, positive_pair
+from .module import Module
 
 __all__ = ["MaxPool2d", "AvgPool2d", "SumPool2d", "MinPool2d", "LPPool2d", "L2Pool2d",
            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d"]
@@ -137,7 +137,7 @@ class LPPool2d(_Pool2d):
     def __init__(self, norm_type: float, kernel_size: IntPair, stride: IntPair | None = None,
                  padding: IntPair = 0):
         super().__init__(kernel_size, stride, padding)
-        p = _float_arg(norm_type, "norm_type", type(self).__name__)
+        p = check_number(norm_type, "norm_type", type(self).__name__)
         if not 1 <= p < math.inf:
             raise ValueError(f"LPPool2d: norm_type must be a finite number >= 1, got {norm_type!r}"
                              + (" (for p = inf use MaxPool2d)" if p == math.inf else ""))

@@ -6,7 +6,7 @@ of their own: the input's gradient is the sum over the paths it feeds.
 from __future__ import annotations
 
 from .. import functional as F
-from ..functional._utils import to_tensor
+from ..checks import to_tensor
 from .module import Module
 
 __all__ = ["Residual", "Concat"]

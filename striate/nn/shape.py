@@ -6,8 +6,8 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..functional._utils import to_tensor
-from .module import Module, _float_arg
+from ..checks import check_number, to_tensor
+from .module import Module
 
 __all__ = ["Flatten", "Unflatten", "ZeroPad2d", "ConstantPad2d"]
 
@@ -88,7 +88,7 @@ class ConstantPad2d(Module):
                 isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in padding):
             raise TypeError(f"{name}: padding must be an int or (left, right, top, bottom), got {padding!r}")
         self.padding = tuple(int(p) for p in padding)
-        self.value = _float_arg(value, "value", name)
+        self.value = check_number(value, "value", name)
 
     def forward(self, x):
         return F.pad(x, self.padding, self.value)
