@@ -19,8 +19,7 @@ import math
 from bisect import bisect_right
 from collections import Counter
 
-import numpy as np
-
+from ..checks import check_int, check_number
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
@@ -29,22 +28,6 @@ __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "ReduceL
 def _check_optimizer(optimizer, name: str) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{name} expects a striate optimizer (e.g. optim.SGD), got {type(optimizer).__name__}")
-
-
-def _int(value, name: str, scheduler: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{scheduler}: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _positive(value, name: str, scheduler: str, below_one: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) and value > 0
-    if ok and below_one:
-        ok = value < 1
-    if not ok:
-        raise ValueError(f"{scheduler}: {name} must be a number > 0{' and < 1' if below_one else ''}, "
-                         f"got {value!r}")
-    return float(value)
 
 
 class LRScheduler:
@@ -106,8 +89,8 @@ class StepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        self.step_size = _int(step_size, "step_size", "StepLR", 1)
-        self.gamma = _positive(gamma, "gamma", "StepLR")
+        self.step_size = check_int(step_size, "step_size", "StepLR")
+        self.gamma = check_number(gamma, "gamma", "StepLR", above=0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -123,9 +106,9 @@ class MultiStepLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         milestones = list(milestones)
         for m in milestones:
-            _int(m, "every milestone", "MultiStepLR", 0)
+            check_int(m, "every milestone", "MultiStepLR", at_least=0)
         self.milestones = sorted(int(m) for m in milestones)
-        self.gamma = _positive(gamma, "gamma", "MultiStepLR")
+        self.gamma = check_number(gamma, "gamma", "MultiStepLR", above=0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -149,11 +132,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        self.T_max = _int(T_max, "T_max", "CosineAnnealingLR", 1)
-        if isinstance(eta_min, bool) or not isinstance(eta_min, (int, float, np.integer, np.floating)) \
-                or eta_min < 0:
-            raise ValueError(f"CosineAnnealingLR: eta_min must be a number >= 0, got {eta_min!r}")
-        self.eta_min = float(eta_min)
+        self.T_max = check_int(T_max, "T_max", "CosineAnnealingLR")
+        self.eta_min = check_number(eta_min, "eta_min", "CosineAnnealingLR", at_least=0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -203,12 +183,10 @@ class ReduceLROnPlateau:
             raise ValueError(f"{name}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         self.optimizer = optimizer
         self.mode = mode
-        self.factor = _positive(factor, "factor", name, below_one=True)
-        self.patience = _int(patience, "patience", name, 0)
-        self.cooldown = _int(cooldown, "cooldown", name, 0)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
-            raise ValueError(f"{name}: threshold must be a number >= 0, got {threshold!r}")
-        self.threshold = float(threshold)
+        self.factor = check_number(factor, "factor", name, above=0, below=1)
+        self.patience = check_int(patience, "patience", name, at_least=0)
+        self.cooldown = check_int(cooldown, "cooldown", name, at_least=0)
+        self.threshold = check_number(threshold, "threshold", name, at_least=0)
         self.threshold_mode = threshold_mode
         n = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)):
