@@ -18,10 +18,12 @@ give), runs it through striate's ops and writes down each step::
 
 >>> from striate.explain import explain
 >>> e = explain("conv")
->>> print(e.text)                                        # doctest: +SKIP
+>>> print(e.text)
+Convolution, step by step: a 5×5 digit "0", kernel oblique (3×3), stride 1, padding 0
+...
 >>> e.arrays["pooled"].ravel().tolist()
 [3.0, 2.0, 2.0, 3.0]
->>> e.save_png("conv.png")                               # doctest: +SKIP
+>>> e.save_png("conv.png")          # writes conv.png here  # doctest: +SKIP
 
 The numbers come from the library's own ops (``F.conv2d``, ``F.max_pool2d``, ...,
 in float64), so an explanation is also a check that the op does what the text

@@ -13,7 +13,10 @@ colour (H, W, 3) image.
 array([[-1.,  0.,  1.],
        [-2.,  0.,  2.],
        [-1.,  0.,  1.]], dtype=float32)
->>> edges = filters.apply(image, "sobel")            # doctest: +SKIP
+>>> image = np.zeros((28, 28), np.float32); image[:, 14:] = 1      # a vertical edge
+>>> edges = filters.apply(image, "sobel")
+>>> edges.shape, float(edges[14, 13]), float(edges[14, 2])
+((28, 28), 4.0, 0.0)
 
 Cross-correlation, not convolution
 ----------------------------------

@@ -275,7 +275,7 @@ class MNIST(_MNISTFamily):
         download: fetch the files into the cache when no folder has them.
         verify: check the files' MD5 checksums.
 
-    >>> ds = MNIST(train=False)                                 # doctest: +SKIP
+    >>> ds = MNIST(train=False)                   # needs the MNIST files  # doctest: +SKIP
     >>> ds.images.shape, ds.labels[:3]                          # doctest: +SKIP
     ((10000, 28, 28), array([7, 2, 1]))
     """

@@ -7,7 +7,7 @@ single digit, dark-on-light or light-on-dark, of any size: a thin pen stroke on
 a big canvas is thickened to MNIST's stroke width (about 2.5 pixels of 28)
 instead of fading away when the picture is shrunk.
 
->>> digit = mnist_style("my_seven.png")          # doctest: +SKIP
+>>> digit = mnist_style("my_seven.png")          # a photo of your own  # doctest: +SKIP
 >>> digit.shape, digit.dtype, digit.max()         # doctest: +SKIP
 ((28, 28), dtype('float32'), 1.0)
 """

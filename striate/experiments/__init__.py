@@ -16,8 +16,8 @@ table and a finding. From Python::
     >>> from striate import experiments
     >>> experiments.names()[:3]
     ['activation', 'batchnorm', 'dropout']
-    >>> result = experiments.run("params", "out/params", quick=True)      # doctest: +SKIP
-    >>> result["finding"]                                                   # doctest: +SKIP
+    >>> result = experiments.run("params", "out/params", quick=True)  # trains; needs MNIST  # doctest: +SKIP
+    >>> result["finding"]                                               # doctest: +SKIP
 
 The default sizes are deliberately small (subsets of the data, a few epochs) so
 that each experiment finishes in minutes on a laptop's CPU; ``quick=True`` is

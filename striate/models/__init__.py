@@ -60,7 +60,7 @@ def register(name: str):
     ``model.config = {"name": name, "kwargs": {...all its arguments...}}``.
 
     Example:
-        >>> @register("tiny")                       # doctest: +SKIP
+        >>> @register("tiny")           # would stay in the registry  # doctest: +SKIP
         ... def tiny(rng=None, width=8):
         ...     return Tiny(width, rng=rng)
     """

@@ -43,7 +43,7 @@ class Module:
         >>> class Tiny(Module):
         ...     def __init__(self):
         ...         super().__init__()
-        ...         self.fc = Linear(4, 2)
+        ...         self.fc = nn.Linear(4, 2)
         ...     def forward(self, x):
         ...         return self.fc(x)
         >>> [name for name, _ in Tiny().named_parameters()]

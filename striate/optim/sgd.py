@@ -32,8 +32,12 @@ class SGD(Optimizer):
     State per parameter: ``momentum_buffer`` (when momentum ≠ 0).
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+        >>> loss = (model(np.ones((8, 4), np.float32)) ** 2).mean()
         >>> opt.zero_grad(); loss.backward(); opt.step()
+        >>> sorted(opt.state[model.weight])
+        ['momentum_buffer']
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
