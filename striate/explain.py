@@ -32,7 +32,7 @@ says; the tests compare them with PyTorch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from . import functional as F
 from .checks import nonnegative_pair, normalize_name, positive_pair
 from .tensor import Tensor, no_grad
 from .viz.images import Matrix, Picture, Symbol, format_number, plot_rows, rows_size
+
+Item = Union[Matrix, Picture, Symbol]
+Row = tuple[str, list[Item]]          # a caption and the items drawn side by side under it
 
 __all__ = ["Explanation", "explain", "TOPICS", "DIGIT_ZERO", "POOL_INPUT", "format_matrix",
            "explain_conv", "explain_pool", "explain_channels", "explain_layers", "explain_dropout",
@@ -245,6 +248,7 @@ def explain_conv(image=None, kernel="oblique", stride=1, padding=0, pool: int = 
     input_style = dict(cmap="YlGn", vmin=min(0.0, padded.min()) - 1e-9,
                        vmax=2.0 * max(np.abs(padded).max(), 1e-9))
     map_style = _map_style(fmap)
+    rows: list[Row]
     rows = [("the kernel slides over the input" + (" (grey: zero padding)" if ph or pw else ""),
              [Matrix(padded, "input" + (" (padded)" if ph or pw else ""), grey=grey, **input_style),
               Symbol("⋆"), Matrix(k, f"kernel {kname}"), Symbol("="),
@@ -275,7 +279,7 @@ def explain_conv(image=None, kernel="oblique", stride=1, padding=0, pool: int = 
             rows[0][1].extend([Symbol("→"), Matrix(pooled, f"max pool {pool}×{pool}, stride {pool_stride}",
                                                    caption=f"code ({code})", **map_style)])
 
-    steps = []
+    steps: list[Item] = []
     shown = min(OH * OW, 12)
     for n in range(shown):
         i, j = divmod(n, OW)
@@ -371,11 +375,13 @@ def explain_pool(x=None, kernel_size: int = 2, stride: int | None = None) -> Exp
     H, W = x.shape
     if k > H or k > W:
         raise ValueError(f"explain pool: the {k}×{k} window is larger than the {H}×{W} input")
-    outputs, grads = {}, {}
+    outputs: dict[str, np.ndarray] = {}
+    grads: dict[str, np.ndarray] = {}
     for name, short, op, _ in _POOLS:
         t = Tensor(x[None, None], requires_grad=True, dtype=np.float64)
         out = op(t, k, s)
         out.backward(np.ones_like(out.data))               # an upstream gradient of 1 at every output
+        assert t.grad is not None                          # backward has just filled it
         outputs[short], grads[short] = out.data[0, 0], t.grad[0, 0]
     OH, OW = outputs["max"].shape
     arrays = {"input": x, **{f"{short}": outputs[short] for _, short, _, _ in _POOLS},
@@ -511,12 +517,13 @@ def explain_channels(image=None, size: int = 40, image_label: str = "") -> Expla
 
     def bar_map(a):
         return Picture(a, kind="signed", size=1.25, colorbar=True)
+    rows: list[Row]
     rows = [("input: one plane per colour",
-             [Picture(img, "colour image", caption=f"(1, 3, {H}, {W})", size=1.25)]
-             + [Picture(img[..., c], f"{name} plane", size=1.25, kind="photo") for c, name in
-                enumerate(("red", "green", "blue"))])]
+             [Picture(img, "colour image", caption=f"(1, 3, {H}, {W})", size=1.25),
+              *(Picture(img[..., c], f"{name} plane", size=1.25, kind="photo") for c, name in
+                enumerate(("red", "green", "blue")))])]
     for k in range(K):
-        items = []
+        items: list[Item] = []
         for c, cname in enumerate("RGB"):
             items.append(Matrix(weight[k, c], f"slice {cname}", decimals=2, cell=0.3))
         items.append(Symbol("→"))
@@ -764,6 +771,7 @@ def explain_dropout(p: float = 0.5, shape=(4, 8), seed: int = 0) -> Explanation:
     t = Tensor(x, requires_grad=True, dtype=np.float64)
     out = F.dropout(t, p, training=True, rng=seed)         # the same seed draws the same mask
     out.backward(np.ones_like(x))
+    assert t.grad is not None                          # backward has just filled it
     evaluated = F.dropout(x, p, training=False).data
     keep = scaled_mask > 0
     scale = 1 / (1 - p)
@@ -940,8 +948,9 @@ def explain_winograd(seed: int = 0) -> Explanation:
 
 # ---------------------------------------------------------------------------
 
-TOPICS = {"conv": explain_conv, "pool": explain_pool, "channels": explain_channels, "layers": explain_layers,
-          "dropout": explain_dropout, "batchnorm": explain_batchnorm, "winograd": explain_winograd}
+TOPICS: dict[str, Callable[..., Explanation]] = {
+    "conv": explain_conv, "pool": explain_pool, "channels": explain_channels, "layers": explain_layers,
+    "dropout": explain_dropout, "batchnorm": explain_batchnorm, "winograd": explain_winograd}
 
 
 def explain(topic: str, **options) -> Explanation:

@@ -318,7 +318,8 @@ def _as_kernel(kernel, dtype) -> np.ndarray:
     return kernel.astype(dtype)
 
 
-_NUMPY_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}
+_NUMPY_MODES: dict[str, Literal["constant", "reflect", "edge"]] = {"zeros": "constant", "reflect": "reflect",
+                                                                  "replicate": "edge"}
 
 # The most values one conv2d call may copy into its window matrix (C·kh·kw × positions):
 # larger images are filtered in horizontal strips, so a big kernel on a big photo

@@ -232,7 +232,8 @@ def _mnist_style(image, size: int, box: int, threshold: float) -> np.ndarray:
             crop = _max_filter(crop, k)[:h, :w]
 
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize((new_w, new_h), Image.LANCZOS)
+    resized = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize((new_w, new_h),
+                                                                          Image.Resampling.LANCZOS)
     digit = np.clip(np.asarray(resized, dtype=np.float32), 0.0, None)
     digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)     # full-strength ink, as in MNIST
 

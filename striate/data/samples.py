@@ -127,6 +127,7 @@ def resize(image: np.ndarray, max_side: int) -> np.ndarray:
     scale = max_side / max(H, W)
     size = (max(1, round(W * scale)), max(1, round(H * scale)))        # Pillow wants (width, height)
     planes = [image] if image.ndim == 2 else [image[..., c] for c in range(image.shape[2])]
-    out = [np.asarray(Image.fromarray(p, mode="F").resize(size, Image.BOX), dtype=np.float32) for p in planes]
+    out = [np.asarray(Image.fromarray(p, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32)
+           for p in planes]
     return out[0] if image.ndim == 2 else np.stack(out, axis=2)
 

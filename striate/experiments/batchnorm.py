@@ -16,6 +16,8 @@ against steps.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._nets import small_cnn
@@ -59,7 +61,7 @@ def run(ctx) -> Report:
                 r["step_loss"] = [round(x, 5) for x in r["step_loss"]]
                 runs[f"{norm}/{lr}/{k}"] = r
     window = 20
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for lr in s["lrs"]:
         for norm in PLACEMENTS:
             rs = [runs[f"{norm}/{lr}/{k}"] for k in range(s["seeds"])]

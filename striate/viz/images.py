@@ -116,6 +116,8 @@ def map_kind(kernel: np.ndarray | None, magnitude: bool = False) -> str:
     """
     if magnitude:
         return "magnitude"
+    if kernel is None:
+        return "values"
     total = float(np.sum(kernel))
     scale = float(np.sum(np.abs(kernel))) or 1.0
     if abs(total - 1.0) <= 1e-5 * scale:

@@ -19,8 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .mpl import plt
 from .images import DPI, colorbar, draw_matrix, save_png
+from .mpl import plt
 
 __all__ = ["LayerMaps", "first_conv_weight", "conv_layers", "feature_maps", "plot_kernels", "kernels_size",
            "plot_feature_maps", "feature_maps_size"]
@@ -52,7 +52,9 @@ def first_conv_weight(model) -> tuple[str, np.ndarray]:
     if not layers:
         raise ValueError(f"{type(model).__name__} has no convolution layer (no module with a 4-D weight)")
     name, module = layers[0]
-    return name, _dense_weight(module)
+    weight = _dense_weight(module)
+    assert weight is not None                       # conv_layers keeps only modules that have one
+    return name, weight
 
 
 @dataclass
