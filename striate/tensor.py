@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Tensor", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled",
-    "array_module", "unbroadcast", "DEFAULT_DTYPE",
+    "array_module", "unbroadcast", "DEFAULT_DTYPE", "TensorLike",
 ]
+
+#: What ops accept as data: a Tensor, or anything NumPy makes an array of (arrays, lists, numbers).
+TensorLike = Union["Tensor", npt.ArrayLike]
 
 DEFAULT_DTYPE = np.float32
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -48,7 +52,7 @@ def is_grad_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def _set_grad_enabled(mode: bool):
+def _set_grad_enabled(mode: bool) -> Iterator[None]:
     previous = _grad_mode.enabled
     _grad_mode.enabled = mode
     try:
@@ -74,7 +78,7 @@ def enable_grad():
 # array helpers
 
 
-def array_module(*arrays):
+def array_module(*arrays: object) -> Any:
     """The array library the arrays belong to: NumPy today.
 
     Ops call ``xp = array_module(x.data)`` and write ``xp.zeros(...)`` so that a
@@ -93,7 +97,7 @@ def array_module(*arrays):
     return np
 
 
-def _to_array(data, dtype=None):
+def _to_array(data: TensorLike, dtype: npt.DTypeLike | None = None) -> np.ndarray:
     """Convert data to an ndarray of a supported dtype (float32 unless told)."""
     if isinstance(data, Tensor):
         data = data.data
@@ -113,7 +117,7 @@ def _to_array(data, dtype=None):
     return arr
 
 
-def unbroadcast(grad, shape):
+def unbroadcast(grad: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``."""
     if grad.shape == tuple(shape):
         return grad
@@ -160,21 +164,22 @@ class Tensor:
     # graph without a word): call ``t.exp()``, or ``np.exp(t.data)`` for a plain array.
     __array_ufunc__ = None
 
-    def __init__(self, data, requires_grad: bool = False, dtype=None):
+    def __init__(self, data: TensorLike, requires_grad: bool = False, dtype: npt.DTypeLike | None = None):
         self.data = _to_array(data, dtype)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only float tensors can require gradients, got dtype {self.data.dtype}")
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._parents: tuple[Tensor, ...] = ()
-        self._backward = None
+        self._backward: Optional[Callable[..., Any]] = None
         self._op = ""
         self._is_leaf = True
         self._retains_grad = False
         self._freed = False
 
     @classmethod
-    def from_op(cls, data, parents: Sequence["Tensor"], backward: Callable, op: str = "") -> "Tensor":
+    def from_op(cls, data: Any, parents: Sequence["Tensor"], backward: Optional[Callable[..., Any]],
+                op: str = "") -> "Tensor":
         """Make the output of an op.
 
         ``backward(g)`` receives dL/d(output) (same shape as ``data``) and returns
@@ -250,7 +255,7 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def astype(self, dtype) -> "Tensor":
+    def astype(self, dtype: npt.DTypeLike) -> "Tensor":
         """A copy converted to another float dtype (gradients convert back)."""
         src = self.dtype
         return Tensor.from_op(self.data.astype(dtype), (self,),
@@ -275,7 +280,7 @@ class Tensor:
         return id(self)
 
     # -- autograd ------------------------------------------------------------
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, grad: TensorLike | None = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) · grad into ``.grad`` of every leaf that requires it.
 
         Args:
@@ -291,15 +296,15 @@ class Tensor:
             if self.data.size != 1:
                 raise RuntimeError(f"backward() without a gradient needs a one-element tensor, "
                                    f"got shape {self.shape}; pass grad= of that shape")
-            grad = xp.ones_like(self.data)
+            root = xp.ones_like(self.data)
         else:
-            grad = _to_array(grad, self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward() expects grad of shape {self.shape}, got {grad.shape}")
+            root = _to_array(grad, self.dtype)
+            if root.shape != self.shape:
+                raise ValueError(f"backward() expects grad of shape {self.shape}, got {root.shape}")
 
         order = _topological_order(self)
-        grads = {id(self): grad}
-        del grad                      # the root gradient lives on in ``grads`` only
+        grads: dict[int, np.ndarray] = {id(self): root}
+        del grad, root                # the root gradient lives on in ``grads`` only
         for node in order:
             g = grads.pop(id(node), None)
             if g is None:
@@ -308,7 +313,7 @@ class Tensor:
                 node._accumulate(g)
                 if node._is_leaf:
                     continue
-            if node._freed:
+            if node._freed or node._backward is None:
                 raise RuntimeError("backward through a graph that was already freed; "
                                    "call backward(retain_graph=True) the first time")
             parent_grads = node._backward(g)
@@ -340,7 +345,7 @@ class Tensor:
                 node._parents = ()
                 node._freed = True
 
-    def _accumulate(self, g) -> None:
+    def _accumulate(self, g: np.ndarray) -> None:
         if self.grad is None:
             # A copy: the same array may be handed to several tensors (a + b)
             # or be an op's saved output, and optimizers update .grad in place.
@@ -405,13 +410,13 @@ class Tensor:
         return self.data >= _data(other)
 
     # -- reductions and shape ------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False):
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return sum_(self, axis, keepdims)
 
-    def mean(self, axis=None, keepdims: bool = False):
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return mean(self, axis, keepdims)
 
-    def max(self, axis=None, keepdims: bool = False):
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return max_(self, axis, keepdims)
 
     def argmax(self, axis=None):
@@ -425,7 +430,7 @@ class Tensor:
     def view(self, *shape):
         return self.reshape(*shape)
 
-    def flatten(self, start_dim: int = 0):
+    def flatten(self, start_dim: int = 0) -> Tensor:
         return reshape(self, self.shape[:start_dim] + (-1,))
 
     def transpose(self, *axes):
@@ -453,12 +458,12 @@ class Tensor:
         return abs_(self)
 
 
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+def tensor(data: TensorLike, requires_grad: bool = False, dtype: npt.DTypeLike | None = None) -> Tensor:
     """Same as ``Tensor(data, requires_grad, dtype)``."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def as_tensor(x, dtype=None) -> Tensor:
+def as_tensor(x: TensorLike, dtype: npt.DTypeLike | None = None) -> Tensor:
     """``x`` itself if it is a Tensor, else a new constant Tensor.
 
     A float ndarray keeps its dtype (float32 or float64); anything else becomes float32.
@@ -470,11 +475,11 @@ def as_tensor(x, dtype=None) -> Tensor:
     return Tensor(x, dtype=dtype)
 
 
-def _data(x):
+def _data(x: TensorLike) -> Any:
     return x.data if isinstance(x, Tensor) else x
 
 
-def _constant_like(x, t: Tensor) -> Tensor:
+def _constant_like(x: Any, t: Tensor) -> Tensor:
     """A number or array meeting Tensor ``t`` in arithmetic, as a constant Tensor.
 
     Against a float tensor it takes that tensor's dtype, whatever it was
@@ -487,7 +492,7 @@ def _constant_like(x, t: Tensor) -> Tensor:
     return Tensor(x, dtype=x.dtype if x.dtype.kind in "iub" else None)
 
 
-def _pair_operands(a, b):
+def _pair_operands(a: TensorLike, b: TensorLike) -> tuple[Tensor, Tensor]:
     """Make both operands Tensors of one dtype family.
 
     Numbers and arrays take the tensor's dtype; an integer tensor meeting a
@@ -496,8 +501,8 @@ def _pair_operands(a, b):
     gradients are converted back to each input's dtype by ``backward``.
     """
     if not isinstance(a, Tensor):
-        a = _constant_like(a, b)
-    elif not isinstance(b, Tensor):
+        a = _constant_like(a, b) if isinstance(b, Tensor) else as_tensor(a)
+    if not isinstance(b, Tensor):
         b = _constant_like(b, a)
     if a.dtype.kind == "f" and b.dtype.kind != "f":
         b = Tensor(b.data, dtype=a.dtype)
@@ -531,7 +536,7 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 # elementwise arithmetic; ``g`` is dL/d(out) throughout
 
 
-def add(a, b) -> Tensor:
+def add(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a + b (broadcasting)."""
     a, b = _pair_operands(a, b)
 
@@ -540,7 +545,7 @@ def add(a, b) -> Tensor:
     return Tensor.from_op(a.data + b.data, (a, b), backward, "add")
 
 
-def sub(a, b) -> Tensor:
+def sub(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a - b (broadcasting)."""
     a, b = _pair_operands(a, b)
 
@@ -549,7 +554,7 @@ def sub(a, b) -> Tensor:
     return Tensor.from_op(a.data - b.data, (a, b), backward, "sub")
 
 
-def mul(a, b) -> Tensor:
+def mul(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a * b (broadcasting)."""
     a, b = _pair_operands(a, b)
 
@@ -560,7 +565,7 @@ def mul(a, b) -> Tensor:
     return Tensor.from_op(a.data * b.data, (a, b), backward, "mul")
 
 
-def div(a, b) -> Tensor:
+def div(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a / b (broadcasting)."""
     a, b = _pair_operands(a, b)
     out = a.data / b.data
@@ -572,13 +577,13 @@ def div(a, b) -> Tensor:
     return Tensor.from_op(out, (a, b), backward, "div")
 
 
-def neg(a) -> Tensor:
+def neg(a: TensorLike) -> Tensor:
     """out = -a."""
     a = as_tensor(a)
     return Tensor.from_op(-a.data, (a,), lambda g: (-g,), "neg")
 
 
-def power(a, exponent) -> Tensor:
+def power(a: TensorLike, exponent: float) -> Tensor:
     """out = a ** exponent, for a constant exponent (a number)."""
     a = as_tensor(a)
     if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
@@ -594,7 +599,7 @@ def power(a, exponent) -> Tensor:
     return Tensor.from_op(out, (a,), backward, "pow")
 
 
-def rpower(base, a) -> Tensor:
+def rpower(base: TensorLike, a: TensorLike) -> Tensor:
     """out = base ** a, for a constant positive base (a number): ``2 ** t``."""
     a = as_tensor(a)
     if isinstance(base, Tensor) or np.ndim(base) != 0:
@@ -608,7 +613,7 @@ def rpower(base, a) -> Tensor:
     return Tensor.from_op(out, (a,), backward, "rpow")
 
 
-def exp(a) -> Tensor:
+def exp(a: TensorLike) -> Tensor:
     """out = e^a."""
     a = as_tensor(a)
     xp = array_module(a.data)
@@ -616,21 +621,21 @@ def exp(a) -> Tensor:
     return Tensor.from_op(out, (a,), lambda g: (g * out,), "exp")
 
 
-def log(a) -> Tensor:
+def log(a: TensorLike) -> Tensor:
     """out = ln a."""
     a = as_tensor(a)
     xp = array_module(a.data)
     return Tensor.from_op(xp.log(a.data), (a,), lambda g: (g / a.data,), "log")
 
 
-def abs_(a) -> Tensor:
+def abs_(a: TensorLike) -> Tensor:
     """out = |a|; the gradient at 0 is 0."""
     a = as_tensor(a)
     xp = array_module(a.data)
     return Tensor.from_op(xp.abs(a.data), (a,), lambda g: (g * xp.sign(a.data),), "abs")
 
 
-def matmul(a, b) -> Tensor:
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a @ b with NumPy's rules (1-D operands, batched stacks broadcast)."""
     a, b = _pair_operands(a, b)
     xp = array_module(a.data)
@@ -690,7 +695,7 @@ def _expand_reduced(g, axes, shape, keepdims):
     return g
 
 
-def sum_(a, axis=None, keepdims: bool = False) -> Tensor:
+def sum_(a: TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (all axes when None)."""
     a = as_tensor(a)
     xp = array_module(a.data)
@@ -702,7 +707,7 @@ def sum_(a, axis=None, keepdims: bool = False) -> Tensor:
     return Tensor.from_op(out, (a,), backward, "sum")
 
 
-def mean(a, axis=None, keepdims: bool = False) -> Tensor:
+def mean(a: TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (all axes when None)."""
     a = as_tensor(a)
     xp = array_module(a.data)
@@ -716,7 +721,7 @@ def mean(a, axis=None, keepdims: bool = False) -> Tensor:
     return Tensor.from_op(out, (a,), backward, "mean")
 
 
-def max_(a, axis=None, keepdims: bool = False) -> Tensor:
+def max_(a: TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``; on ties the gradient is shared equally (like ``torch.amax``)."""
     a = as_tensor(a)
     axes = _norm_axes(axis, a.ndim, "max")
@@ -734,7 +739,7 @@ def max_(a, axis=None, keepdims: bool = False) -> Tensor:
 # shape
 
 
-def reshape(a, shape) -> Tensor:
+def reshape(a: TensorLike, shape: Sequence[int]) -> Tensor:
     """Same data, new shape (one entry may be -1)."""
     a = as_tensor(a)
     try:
@@ -745,7 +750,7 @@ def reshape(a, shape) -> Tensor:
     return Tensor.from_op(out, (a,), lambda g: (g.reshape(a.shape),), "reshape")
 
 
-def transpose(a, axes=None) -> Tensor:
+def transpose(a: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     """Permute the axes (reverse them when ``axes`` is None)."""
     a = as_tensor(a)
     if axes is not None:
@@ -759,12 +764,12 @@ def transpose(a, axes=None) -> Tensor:
     return Tensor.from_op(out, (a,), lambda g: (g.transpose(inverse),), "transpose")
 
 
-def _is_basic_index(index) -> bool:
+def _is_basic_index(index: object) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
 
 
-def getitem(a, index) -> Tensor:
+def getitem(a: TensorLike, index: Any) -> Tensor:
     """``a[index]``: slices, integers, ``None``, ``...`` and integer/bool arrays.
 
     The gradient goes back to the selected elements; an element selected twice

@@ -8,18 +8,18 @@ softmax), backward keeps the output rather than the input.
 from __future__ import annotations
 
 from ..checks import check_axis, check_float, to_tensor
-from ..tensor import Tensor, array_module
+from ..tensor import Tensor, TensorLike, array_module
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax"]
 
 
-def _float_input(x, op: str) -> Tensor:
+def _float_input(x: TensorLike, op: str) -> Tensor:
     x = to_tensor(x, op)
     check_float(x, op)
     return x
 
 
-def relu(x) -> Tensor:
+def relu(x: TensorLike) -> Tensor:
     """max(x, 0) elementwise. The gradient at exactly 0 is 0, as in PyTorch.
 
     Shape: x any shape; out the same.
@@ -56,7 +56,7 @@ def _clamp_at_zero(a):
     return xp.maximum(a.reshape(-1, row), xp.zeros(row, dtype=a.dtype)).reshape(a.shape)
 
 
-def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(x: TensorLike, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, ``negative_slope``·x elsewhere.
 
     At x = 0 the gradient is ``negative_slope`` (PyTorch's choice).
@@ -74,7 +74,7 @@ def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
     return Tensor.from_op(out, (x,), backward, "leaky_relu")
 
 
-def sigmoid(x) -> Tensor:
+def sigmoid(x: TensorLike) -> Tensor:
     """σ(x) = 1 / (1 + e^(−x)), computed without overflow for any |x|.
 
     Shape: x any shape; out the same, in (0, 1).
@@ -90,7 +90,7 @@ def sigmoid(x) -> Tensor:
     return Tensor.from_op(out, (x,), backward, "sigmoid")
 
 
-def tanh(x) -> Tensor:
+def tanh(x: TensorLike) -> Tensor:
     """Hyperbolic tangent elementwise. Shape: x any shape; out the same, in (−1, 1)."""
     x = _float_input(x, "tanh")
     out = array_module(x.data).tanh(x.data)
@@ -100,7 +100,7 @@ def tanh(x) -> Tensor:
     return Tensor.from_op(out, (x,), backward, "tanh")
 
 
-def scaled_tanh(x, a: float = 1.7159, s: float = 2 / 3) -> Tensor:
+def scaled_tanh(x: TensorLike, a: float = 1.7159, s: float = 2 / 3) -> Tensor:
     """a·tanh(s·x): LeCun's squashing function, 1.7159·tanh(2x/3) by default.
 
     With these constants f(±1) = ±1 and the gain is near 1 around the origin,
@@ -116,7 +116,7 @@ def scaled_tanh(x, a: float = 1.7159, s: float = 2 / 3) -> Tensor:
     return Tensor.from_op(a * t, (x,), backward, "scaled_tanh")
 
 
-def softmax(x, dim: int = -1) -> Tensor:
+def softmax(x: TensorLike, dim: int = -1) -> Tensor:
     """e^(x_i) / Σ_j e^(x_j) along ``dim``, shifted by the maximum so it never overflows.
 
     Shape: x any shape; out the same, summing to 1 along ``dim``.
@@ -133,7 +133,7 @@ def softmax(x, dim: int = -1) -> Tensor:
     return Tensor.from_op(out, (x,), backward, "softmax")
 
 
-def log_softmax(x, dim: int = -1) -> Tensor:
+def log_softmax(x: TensorLike, dim: int = -1) -> Tensor:
     """x_i − log Σ_j e^(x_j) along ``dim``; finite even for logits of ±1e4.
 
     Shape: x any shape; out the same.

@@ -42,13 +42,13 @@ How the work is laid out, for speed (the arithmetic is the same whatever the lay
 """
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Optional, cast
 
 import numpy as np
 
 from ..checks import (IntPair, Padding, check_conv, check_float, check_same_dtype, conv_output_size,
                       nonnegative_pair, padding_sides, positive_pair, to_tensor)
-from ..tensor import Tensor, array_module
+from ..tensor import Tensor, TensorLike, array_module
 from . import winograd
 from ._workspace import scratch as _scratch
 
@@ -69,6 +69,8 @@ _SHORT_ROW = 16                # output rows shorter than this use batch last
 _CHUNK_BYTES = 1 << 21         # columns per chunk (measured best from 1 to 4 MiB)
 _MIN_COLUMNS = 2048            # batch last, the fewest columns a chunk's products should have
 
+_Grads = tuple[Optional[np.ndarray], Optional[np.ndarray]]     # (dx, dw), each None when not wanted
+
 
 class _Geometry(NamedTuple):
     """Where the kernel windows of a convolution lie in its padded input."""
@@ -81,12 +83,13 @@ class _Geometry(NamedTuple):
     order: tuple[int, int, int, int]  # the internal layout, _BATCH_FIRST or _BATCH_LAST
 
 
-def _make_geometry(kernel, stride, dilation, pads, out_size, groups) -> _Geometry:
+def _make_geometry(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                   pads: tuple[int, int, int, int], out_size: tuple[int, int], groups: int) -> _Geometry:
     order = _BATCH_LAST if out_size[1] < _SHORT_ROW else _BATCH_FIRST
     return _Geometry(kernel, stride, dilation, pads, out_size, groups, order)
 
 
-def _chunks(N: int, C: int, geo: _Geometry, itemsize: int):
+def _chunks(N: int, C: int, geo: _Geometry, itemsize: int) -> list[tuple[int, int]]:
     """(start, stop) of each chunk of images.
 
     A chunk's columns should fit ``_CHUNK_BYTES``. Batch last, a chunk's images also make
@@ -120,7 +123,7 @@ def _to_nchw_order(geo: _Geometry) -> tuple[int, ...]:
     return tuple(geo.order.index(axis) for axis in range(4))
 
 
-def _padded(x, geo: _Geometry):
+def _padded(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """A chunk x (n, C, H, W) in the internal layout with its zero padding.
 
     x itself when that is already the case (batch first, no padding), else a workspace copy.
@@ -160,7 +163,7 @@ def _matrix_shape(geo: _Geometry, n: int, rows: int) -> tuple[int, ...]:
     return (g, rows, OH * OW * n)
 
 
-def _im2col(padded, geo: _Geometry, C: int):
+def _im2col(padded: np.ndarray, geo: _Geometry, C: int) -> np.ndarray:
     """All kernel windows of a padded chunk as the columns of matrices, made with one copy.
 
     padded: a chunk in the internal layout (from ``_padded``). Returns, in the workspace,
@@ -184,7 +187,7 @@ def _im2col(padded, geo: _Geometry, C: int):
     return cols.reshape(_matrix_shape(geo, n, C // geo.groups * kh * kw))
 
 
-def _col2im(dcols, geo: _Geometry, n: int, C: int, H: int, W: int):
+def _col2im(dcols: np.ndarray, geo: _Geometry, n: int, C: int, H: int, W: int) -> np.ndarray:
     """The adjoint of ``_im2col``: add every column entry back onto the pixel it came from.
 
     dcols (matrices as ``_im2col`` returns them) -> the padded chunk gradient in the internal
@@ -197,7 +200,7 @@ def _col2im(dcols, geo: _Geometry, n: int, C: int, H: int, W: int):
     padded = _scratch("dpadded", _padded_shape(geo, n, C, H, W), dcols.dtype, array_module(dcols))
     padded.fill(0)
     h_axis, w_axis = geo.order.index(2), geo.order.index(3)
-    tap = [slice(None)] * blocks.ndim                                     # picks offset (i, j) of blocks
+    tap: list[slice | int] = [slice(None)] * blocks.ndim                  # picks offset (i, j) of blocks
     i_axis = 2 if geo.order == _BATCH_FIRST else 1
     window = [slice(None)] * 4
     for i in range(kh):
@@ -210,7 +213,7 @@ def _col2im(dcols, geo: _Geometry, n: int, C: int, H: int, W: int):
     return padded
 
 
-def _output_matrix(a, geo: _Geometry):
+def _output_matrix(a: np.ndarray, geo: _Geometry) -> np.ndarray:
     """An (n, K, OH, OW) chunk as matrices (``_matrix_shape`` with K/g rows).
 
     Batch first this is a view; batch last a transposed copy in the workspace.
@@ -224,7 +227,8 @@ def _output_matrix(a, geo: _Geometry):
     return out
 
 
-def _conv_forward(x, wmat, geo: _Geometry, bias=None):
+def _conv_forward(x: np.ndarray, wmat: np.ndarray, geo: _Geometry,
+                  bias: np.ndarray | None = None) -> np.ndarray:
     """x (N, C, H, W), wmat (g, K/g, C/g·kh·kw), bias (K,) or None -> a fresh out (N, K, OH, OW)."""
     xp = array_module(x)
     N, C = x.shape[:2]
@@ -259,8 +263,9 @@ def _conv_weight_grad(gmat, cols):
     return dw.swapaxes(-1, -2)
 
 
-def _conv_backward(g, wmat, geo: _Geometry, x_shape, x=None, input_grad: bool = True,
-                   weight_shape=None):
+def _conv_backward(g: np.ndarray, wmat: np.ndarray, geo: _Geometry, x_shape: tuple[int, ...],
+                   x: np.ndarray | None = None, input_grad: bool = True,
+                   weight_shape: tuple[int, ...] | None = None) -> _Grads:
     """Gradients of a convolution from g = dL/dout (N, K, OH, OW).
 
     Returns (dx, dW): dx (N, C, H, W) = col2im(Wᵀ @ g) when ``input_grad`` (else None), and
@@ -269,9 +274,9 @@ def _conv_backward(g, wmat, geo: _Geometry, x_shape, x=None, input_grad: bool = 
     """
     xp = array_module(g)
     N, C, H, W = x_shape
-    dx = xp.empty(x_shape, dtype=g.dtype) if input_grad else None
-    dw = None if x is None else xp.zeros(weight_shape or wmat.shape, dtype=g.dtype)
-    dw_mat = None if x is None else dw.reshape(wmat.shape)  # a view: sums land in dw
+    dx: Any = xp.empty(x_shape, dtype=g.dtype) if input_grad else None
+    dw: Any = None if x is None else xp.zeros(weight_shape or wmat.shape, dtype=g.dtype)
+    dw_mat: Any = None if x is None else dw.reshape(wmat.shape)      # a view: sums land in dw
     wmat_t = wmat.swapaxes(1, 2)                            # (g, C/g·kh·kw, K/g)
     for s, e in _chunks(N, C, geo, g.itemsize):
         gmat = _output_matrix(g[s:e], geo)
@@ -289,7 +294,7 @@ def _conv_backward(g, wmat, geo: _Geometry, x_shape, x=None, input_grad: bool = 
 # argument checks
 
 
-def _check_bias(op: str, bias, count: int, layout: str):
+def _check_bias(op: str, bias: TensorLike | None, count: int, layout: str) -> Tensor | None:
     """None, or a float tensor of shape (count,): one value per output map."""
     if bias is None:
         return None
@@ -301,7 +306,8 @@ def _check_bias(op: str, bias, count: int, layout: str):
     return bias
 
 
-def _geometry(op: str, size, kernel, stride, padding, dilation, groups: int) -> _Geometry:
+def _geometry(op: str, size: tuple[int, int], kernel: tuple[int, int], stride: IntPair, padding: Padding,
+              dilation: IntPair, groups: int) -> _Geometry:
     """Normalise stride, padding ("same", "valid", int, pair) and dilation; check the kernel fits."""
     (H, W), (kh, kw) = size, kernel
     stride = positive_pair(stride, "stride", op)
@@ -323,8 +329,9 @@ def _geometry(op: str, size, kernel, stride, padding, dilation, groups: int) -> 
 # the ops
 
 
-def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
-           dilation: IntPair = 1, groups: int = 1, *, algorithm: Algorithm = "auto") -> Tensor:
+def conv2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, stride: IntPair = 1,
+           padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, *,
+           algorithm: Algorithm = "auto") -> Tensor:
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
         out[n, k, oh, ow] = bias[k] + Σ_{c, i, j} weight[k, c, i, j] ·
@@ -371,7 +378,8 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
     return _conv2d("conv2d", x, weight, bias, stride, padding, dilation, groups, algorithm)
 
 
-def _conv2d(op, x, weight, bias, stride, padding, dilation, groups, algorithm="auto") -> Tensor:
+def _conv2d(op: str, x: TensorLike, weight: TensorLike, bias: TensorLike | None, stride: IntPair,
+            padding: Padding, dilation: IntPair, groups: int, algorithm: str = "auto") -> Tensor:
     x, weight, groups = check_conv(op, x, weight, groups)
     K, Cg, kh, kw = weight.shape
     bias = _check_bias(op, bias, K, "(K,)")
@@ -392,14 +400,14 @@ def _conv2d(op, x, weight, bias, stride, padding, dilation, groups, algorithm="a
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def check_algorithm(op: str, algorithm) -> str:
+def check_algorithm(op: str, algorithm: object) -> Algorithm:
     """``algorithm`` if it names one of conv2d's algorithms ("auto", "im2col", "winograd"), else a ValueError."""
     if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
         raise ValueError(f"{op}: algorithm must be one of 'auto', 'im2col', 'winograd', got {algorithm!r}")
-    return algorithm
+    return cast(Algorithm, algorithm)
 
 
-def _choose_algorithm(op: str, algorithm, geo: _Geometry, C: int, K: int) -> str:
+def _choose_algorithm(op: str, algorithm: str, geo: _Geometry, C: int, K: int) -> str:
     """"im2col" or "winograd": what ``algorithm`` asks for, with "auto" resolved; errors for
     an unknown name, or for "winograd" where it does not apply."""
     if check_algorithm(op, algorithm) == "auto":
@@ -411,7 +419,7 @@ def _choose_algorithm(op: str, algorithm, geo: _Geometry, C: int, K: int) -> str
     return algorithm
 
 
-def _winograd_conv2d(op, x, weight, bias, geo) -> Tensor:
+def _winograd_conv2d(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, geo: _Geometry) -> Tensor:
     """conv2d by Winograd's F(2×2, 3×3) (winograd.py); arguments already checked."""
     out, U = winograd.conv_forward(x.data, weight.data, geo, None if bias is None else bias.data)
     U = U if x.requires_grad else None                                      # only dx needs it
@@ -426,8 +434,9 @@ def _winograd_conv2d(op, x, weight, bias, geo) -> Tensor:
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair = 0,
-                     output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1) -> Tensor:
+def conv_transpose2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+                     dilation: IntPair = 1) -> Tensor:
     """Transposed convolution ("deconvolution"): the input gradient of ``conv2d`` as an op.
 
     Each input pixel scatters a copy of its kernel, scaled by its value, into the output
@@ -502,8 +511,8 @@ def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def conv2d_fused(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
-                 fusion: Fusion = "sum") -> Tensor:
+def conv2d_fused(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, stride: IntPair = 1,
+                 padding: Padding = 0, fusion: Fusion = "sum") -> Tensor:
     """Convolution with a choice of how the per-channel responses are combined.
 
     Kernel k has one 2-D slice per input channel c, and each slice gives a response map
@@ -566,7 +575,7 @@ def conv2d_fused(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0
     r = _conv_forward(x.data, wmat, geo).reshape(N, C, K, OH, OW)          # r[:, c, k]
     xp = array_module(r)
 
-    def grads_from_responses(dr):                                          # dr = dL/dr (N, C, K, OH, OW)
+    def grads_from_responses(dr: np.ndarray) -> _Grads:                    # dr = dL/dr (N, C, K, OH, OW)
         dr = dr.reshape(N, C * K, OH, OW)
         dx, dw = _conv_backward(dr, wmat, geo, x.shape, x=x.data if weight.requires_grad else None,
                                 input_grad=x.requires_grad)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import math
 
 from ..checks import check_float, check_same_dtype, to_tensor
-from ..tensor import Tensor
+from ..tensor import Tensor, TensorLike
 
 __all__ = ["linear"]
 
 
-def linear(x, weight, bias=None) -> Tensor:
+def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
     """out = x · weightᵀ + bias, applied to the last axis (one matrix product).
 
     Args:

@@ -7,22 +7,25 @@ M = N·d1·... rows, so one code path serves every layout.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
+import numpy.typing as npt
 
 from ..checks import check_float, check_same_dtype, to_tensor
-from ..tensor import Tensor, array_module
+from ..tensor import Tensor, TensorLike, array_module
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_reduction(reduction, op: str) -> None:
+def _check_reduction(reduction: object, op: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _rows(x: Tensor, op: str, name: str):
+def _rows(x: Tensor, op: str, name: str) -> np.ndarray:
     """(N, C, d1, ...) -> (M, C) with the class axis last; also (C,) -> (1, C)."""
     if x.ndim == 0:
         raise ValueError(f"{op} expects {name} (N, C) or (N, C, d1, ...), got a scalar")
@@ -40,9 +43,9 @@ def _unrows(a2, shape):
     return array_module(a2).moveaxis(a2.reshape((N, *rest, C)), -1, 1)
 
 
-def _class_targets(target, shape: tuple, op: str):
+def _class_targets(target: TensorLike, shape: tuple, op: str) -> np.ndarray:
     """Integer targets of shape (N, d1, ...) for input (N, C, d1, ...), as an array."""
-    t = target.data if isinstance(target, Tensor) else target
+    t: Any = target.data if isinstance(target, Tensor) else target
     if array_module(t) is np:
         t = np.asarray(t)
     if t.dtype.kind not in "iu":
@@ -62,7 +65,8 @@ def _loss_shape(shape: tuple, reduction: str) -> tuple:
     return shape[:1] + shape[2:] if reduction == "none" and len(shape) > 1 else ()
 
 
-def _class_weight(weight, C: int, dtype, xp, op: str):
+def _class_weight(weight: TensorLike | None, C: int, dtype: npt.DTypeLike, xp: Any,
+                  op: str) -> np.ndarray | None:
     if weight is None:
         return None
     w = weight.data if isinstance(weight, Tensor) else weight
@@ -72,7 +76,8 @@ def _class_weight(weight, C: int, dtype, xp, op: str):
     return w
 
 
-def _nll_rows(logp, t, weight, ignore_index: int, label_smoothing: float, reduction: str, op: str):
+def _nll_rows(logp: np.ndarray, t: np.ndarray, weight: np.ndarray | None, ignore_index: int,
+              label_smoothing: float, reduction: str, op: str) -> tuple[Any, Callable[[Any], np.ndarray]]:
     """The negative log-likelihood of rows of log-probabilities.
 
     Args:
@@ -131,7 +136,8 @@ def _nll_rows(logp, t, weight, ignore_index: int, label_smoothing: float, reduct
     return value, grad
 
 
-def cross_entropy(logits, target, reduction: str = "mean", weight=None, ignore_index: int = -100,
+def cross_entropy(logits: TensorLike, target: TensorLike, reduction: str = "mean",
+                  weight: TensorLike | None = None, ignore_index: int = -100,
                   label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of raw scores against integer class labels.
 
@@ -182,7 +188,8 @@ def cross_entropy(logits, target, reduction: str = "mean", weight=None, ignore_i
     return Tensor.from_op(xp.asarray(value).reshape(out_shape), (x,), backward, op)
 
 
-def nll_loss(log_probs, target, reduction: str = "mean", weight=None, ignore_index: int = -100) -> Tensor:
+def nll_loss(log_probs: TensorLike, target: TensorLike, reduction: str = "mean",
+             weight: TensorLike | None = None, ignore_index: int = -100) -> Tensor:
     """Negative log-likelihood of log-probabilities: −log_probs[target] (per row).
 
     ``cross_entropy(x, t)`` equals ``nll_loss(log_softmax(x, dim=1), t)``; use
@@ -207,7 +214,7 @@ def nll_loss(log_probs, target, reduction: str = "mean", weight=None, ignore_ind
                           lambda g: (_unrows(nll_grad(g), x.shape),), op)
 
 
-def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+def mse_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
     """Mean squared error, (input − target)² averaged (or summed) over every element.
 
     Both arguments may require gradients. An array target takes the input's dtype.

@@ -7,17 +7,17 @@ neighbours across channels, at the same position (AlexNet, 2012).
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
 from ..checks import check_float, check_same_dtype, to_tensor
-from ..tensor import Tensor, array_module
+from ..tensor import Tensor, TensorLike, array_module
 
 __all__ = ["batch_norm", "layer_norm", "local_response_norm"]
 
 
-def _param(p, C_shape: tuple, op: str, name: str, layout: str):
+def _param(p: TensorLike | None, C_shape: tuple, op: str, name: str, layout: str) -> Tensor | None:
     """An optional weight or bias as a Tensor of shape ``C_shape``."""
     if p is None:
         return None
@@ -37,11 +37,11 @@ def _normalize_backward(gh, xhat, rstd, axes):
                    - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
 
 
-def _running_stat(r, C: int, name: str):
+def _running_stat(r: TensorLike | None, C: int, name: str) -> np.ndarray | None:
     """The array behind a running statistic (updated in place), or None."""
     if r is None:
         return None
-    arr = r.data if isinstance(r, Tensor) else r
+    arr: Any = r.data if isinstance(r, Tensor) else r
     if not isinstance(arr, np.ndarray) and array_module(arr) is np:
         raise TypeError(f"batch_norm expects {name} as a Tensor or an array it can update in place, "
                         f"got {type(r).__name__}")
@@ -51,7 +51,8 @@ def _running_stat(r, C: int, name: str):
     return arr
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: TensorLike | None,
+               weight: TensorLike | None = None, bias: TensorLike | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise each channel to zero mean and unit variance, then scale and shift.
 
@@ -115,7 +116,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
         mean = xp.einsum("ncl->c", a3) / x.dtype.type(n)                   # (C,)
         xc = a3 - mean.reshape(col)                                       # (N, C, L)
         var = xp.einsum("ncl,ncl->c", xc, xc) / x.dtype.type(n)           # biased, for normalising
-        if training and rm is not None:
+        if training and rm is not None and rv is not None:
             m = float(momentum)
             rm[...] = (1 - m) * rm + m * mean
             rv[...] = (1 - m) * rv + m * var * (n / (n - 1))
@@ -159,8 +160,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
     return Tensor.from_op(out, parents, backward, op)
 
 
-def layer_norm(x, normalized_shape: Union[int, Sequence[int]], weight=None, bias=None,
-               eps: float = 1e-5) -> Tensor:
+def layer_norm(x: TensorLike, normalized_shape: Union[int, Sequence[int]], weight: TensorLike | None = None,
+               bias: TensorLike | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise each sample over its trailing axes ``normalized_shape``, then scale and shift.
 
     Unlike batch norm it uses no batch statistics, so training and evaluation
@@ -213,7 +214,7 @@ def layer_norm(x, normalized_shape: Union[int, Sequence[int]], weight=None, bias
     return Tensor.from_op(out, parents, backward, op)
 
 
-def _channel_window_sum(a, before: int, after: int):
+def _channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
     """s_c = Σ a_c' for c − before ≤ c' ≤ c + after, zero outside 0..C−1 (axis 1)."""
     xp = array_module(a)
     C = a.shape[1]
@@ -225,7 +226,8 @@ def _channel_window_sum(a, before: int, after: int):
     return s
 
 
-def local_response_norm(x, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+def local_response_norm(x: TensorLike, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
     """Divide each activation by the energy of ``size`` neighbouring channels (PyTorch's definition).
 
         out_c = x_c / (k + alpha/size · Σ_{c'} x_c'²)^beta

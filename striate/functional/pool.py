@@ -29,12 +29,12 @@ picks that layout then.
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from ..checks import IntPair, check_float, check_ndim, nonnegative_pair, positive_pair, to_tensor
-from ..tensor import Tensor, array_module
+from ..tensor import Tensor, TensorLike, array_module
 
 __all__ = [
     "max_pool2d", "min_pool2d", "avg_pool2d", "sum_pool2d", "lp_pool2d", "l2_pool2d",
@@ -52,7 +52,7 @@ _BLOCKS_MIN_WINDOW = 32
 # the primitive: where each window reads, forward reduction, backward scatter
 
 
-def _axis_taps(size: int, out_size: int, k: int, s: int, p: int, d: int):
+def _axis_taps(size: int, out_size: int, k: int, s: int, p: int, d: int) -> Any:
     """For each tap i < k of a 1-D window: (tap, outputs it serves, inputs it reads).
 
     Output o reads input o·s − p + i·d; the outputs for which that index lies in
@@ -123,8 +123,8 @@ class _Windows:
         return r.reshape(N, C, OH * kh, OW * kw)
 
 
-def _windows(op: str, x: Tensor, kernel_size, stride, padding, dilation=1,
-             ceil_mode: bool = False) -> _Windows:
+def _windows(op: str, x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair,
+             dilation: IntPair = 1, ceil_mode: bool = False) -> _Windows:
     """Check a pool's arguments against its input and say where its windows lie."""
     kernel = positive_pair(kernel_size, "kernel_size", op)
     stride = kernel if stride is None else positive_pair(stride, "stride", op)
@@ -153,7 +153,7 @@ _REDUCE = {  # kind: (ufunc folding one tap into the output, padding value = its
 }
 
 
-def _reduce(a, win: _Windows, kind: str):
+def _reduce(a: np.ndarray, win: _Windows, kind: str) -> np.ndarray:
     """Reduce every window of a (N, C, H, W) with max, min or sum -> (N, C, OH, OW)."""
     xp = array_module(a)
     if win.blocks:
@@ -167,7 +167,7 @@ def _reduce(a, win: _Windows, kind: str):
     return out
 
 
-def _winners(x, out, win: _Windows, kind: str):
+def _winners(x: np.ndarray, out: np.ndarray, win: _Windows, kind: str) -> Any:
     """Which element of each window holds its extreme ``out`` (max or min): the routing for ``_scatter``.
 
     Ties go to the first extreme in row-major order within the window, and a window
@@ -205,7 +205,8 @@ def _winners(x, out, win: _Windows, kind: str):
     return masks
 
 
-def _scatter(g, win: _Windows, shape, route=None):
+def _scatter(g: np.ndarray, win: _Windows, shape: tuple[int, ...],
+             route: np.ndarray | None = None) -> np.ndarray:
     """The backward of window reading: g (N, C, OH, OW) -> dx (N, C, H, W).
 
     Every tap adds its share of g back onto the input slice it read: all of g
@@ -238,7 +239,7 @@ def _scatter(g, win: _Windows, shape, route=None):
     return dx
 
 
-def _input(x, op: str) -> Tensor:
+def _input(x: TensorLike, op: str) -> Tensor:
     x = to_tensor(x, op)
     check_ndim(x, 4, "(N, C, H, W)", op)
     check_float(x, op)
@@ -249,7 +250,8 @@ def _input(x, op: str) -> Tensor:
 # max and min pooling
 
 
-def _extreme_pool(op, kind, x, kernel_size, stride, padding, dilation, ceil_mode) -> Tensor:
+def _extreme_pool(op: str, kind: str, x: TensorLike, kernel_size: IntPair, stride: IntPair | None,
+                  padding: IntPair, dilation: IntPair, ceil_mode: bool) -> Tensor:
     x = _input(x, op)
     win = _windows(op, x, kernel_size, stride, padding, dilation, ceil_mode)
     out = _reduce(x.data, win, kind)                       # (N, C, OH, OW)
@@ -261,7 +263,7 @@ def _extreme_pool(op, kind, x, kernel_size, stride, padding, dilation, ceil_mode
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def max_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Maximum over each kh×kw window of each channel.
 
@@ -291,7 +293,7 @@ def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
     return _extreme_pool("max_pool2d", "max", x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def min_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def min_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Minimum over each kh×kw window of each channel: the mirror of :func:`max_pool2d`.
 
@@ -310,7 +312,8 @@ def min_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
 # average, sum and Lp pooling: a window sum, then a per-window transform
 
 
-def _avg_divisor(win: _Windows, count_include_pad, divisor_override, dtype, xp):
+def _avg_divisor(win: _Windows, count_include_pad: bool, divisor_override: int | None, dtype: np.dtype,
+                 xp: Any) -> Any:
     """What each window's sum is divided by, as PyTorch's avg_pool2d does: (OH, OW) or a scalar.
 
     With ``count_include_pad`` a window counts its padding but not the part that
@@ -331,7 +334,7 @@ def _avg_divisor(win: _Windows, count_include_pad, divisor_override, dtype, xp):
     return xp.asarray(divisor, dtype=dtype)
 
 
-def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Optional[int] = None) -> Tensor:
     """Mean over each kh×kw window of each channel (PyTorch's ``avg_pool2d``).
@@ -364,7 +367,7 @@ def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def sum_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
                padding: IntPair = 0) -> Tensor:
     """Sum over each kh×kw window of each channel (zero padding, at most ``kernel_size // 2``).
 
@@ -384,7 +387,7 @@ def sum_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def _check_p(p, op: str) -> float:
+def _check_p(p: object, op: str) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
         raise TypeError(f"{op}: p (norm_type) must be a number, got {p!r}")
     p = float(p)
@@ -394,7 +397,7 @@ def _check_p(p, op: str) -> float:
     return p
 
 
-def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: Optional[IntPair] = None,
               padding: IntPair = 0) -> Tensor:
     """Power-average pooling: (Σ x^p)^(1/p) over each kh×kw window, like PyTorch's ``lp_pool2d``.
 
@@ -441,7 +444,7 @@ def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = Non
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def l2_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def l2_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
               padding: IntPair = 0) -> Tensor:
     """L2 pooling, √(Σ x²) over each window: ``lp_pool2d`` with p = 2 (see there)."""
     return lp_pool2d(x, 2, kernel_size, stride, padding)
@@ -459,19 +462,20 @@ def _adaptive_size(output_size: OutputSize, x: Tensor, op: str) -> tuple[int, in
             for s in size):
         raise TypeError(f"{op}: output_size must be an int or a pair of ints "
                         f"(None keeps the input size), got {output_size!r}")
-    size = tuple(n if s is None else int(s) for s, n in zip(size, (H, W)))
-    if size[0] < 1 or size[1] < 1:
+    OH, OW = (n if s is None else int(s) for s, n in zip(size, (H, W)))
+    if OH < 1 or OW < 1:
         raise ValueError(f"{op}: output_size must be positive, got {output_size!r}")
-    return size
+    return OH, OW
 
 
-def _adaptive_bounds(size: int, out_size: int):
+def _adaptive_bounds(size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch's adaptive windows along one axis: [⌊o·H/OH⌋, ⌈(o+1)·H/OH⌉) for each o."""
     o = np.arange(out_size)
     return (o * size) // out_size, -((-(o + 1) * size) // out_size)
 
 
-def _adaptive_max_axis(a, axis: int, start, end):
+def _adaptive_max_axis(a: np.ndarray, axis: int, start: np.ndarray,
+                       end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Maximum of a over adaptive windows [start, end) along one axis (2 or 3), and where it is.
 
     Walks the taps of the largest window; a tap past the end of a smaller window
@@ -482,7 +486,8 @@ def _adaptive_max_axis(a, axis: int, start, end):
     """
     xp = array_module(a)
     taps = int((end - start).max())
-    best = winner = None
+    best: Any = None
+    winner: Any = None
     for i in range(taps):
         tap = xp.take(a, xp.asarray(np.minimum(start + i, end - 1)), axis=axis)
         if best is None:
@@ -499,7 +504,7 @@ def _adaptive_max_axis(a, axis: int, start, end):
     return best, xp.minimum(first + winner, last)
 
 
-def adaptive_avg_pool2d(x, output_size: OutputSize) -> Tensor:
+def adaptive_avg_pool2d(x: TensorLike, output_size: OutputSize) -> Tensor:
     """Mean over windows chosen to give an output of ``output_size``, as PyTorch does.
 
     Output row o averages input rows ⌊o·H/OH⌋ … ⌈(o+1)·H/OH⌉ − 1 (and the same for
@@ -532,7 +537,7 @@ def adaptive_avg_pool2d(x, output_size: OutputSize) -> Tensor:
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def adaptive_max_pool2d(x, output_size: OutputSize) -> Tensor:
+def adaptive_max_pool2d(x: TensorLike, output_size: OutputSize) -> Tensor:
     """Maximum over windows chosen to give an output of ``output_size``, as PyTorch does.
 
     Windows as in :func:`adaptive_avg_pool2d`; gradient routing (first maximum on
@@ -569,11 +574,11 @@ def adaptive_max_pool2d(x, output_size: OutputSize) -> Tensor:
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def global_avg_pool2d(x) -> Tensor:
+def global_avg_pool2d(x: TensorLike) -> Tensor:
     """Mean of each channel over all positions: (N, C, H, W) -> (N, C, 1, 1)."""
     return adaptive_avg_pool2d(_input(x, "global_avg_pool2d"), 1)
 
 
-def global_max_pool2d(x) -> Tensor:
+def global_max_pool2d(x: TensorLike) -> Tensor:
     """Maximum of each channel over all positions: (N, C, H, W) -> (N, C, 1, 1)."""
     return adaptive_max_pool2d(_input(x, "global_max_pool2d"), 1)

@@ -11,7 +11,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..checks import check_axis, check_same_dtype, to_tensor
-from ..tensor import Tensor, array_module
+from ..tensor import Tensor, TensorLike, array_module
 
 __all__ = ["pad", "flatten", "concat", "cat", "stack", "split"]
 
@@ -20,7 +20,7 @@ __all__ = ["pad", "flatten", "concat", "cat", "stack", "split"]
 # padding
 
 
-def _pad_widths(padding, ndim: int) -> list[tuple[int, int]]:
+def _pad_widths(padding: int | Sequence[int], ndim: int) -> list[tuple[int, int]]:
     """PyTorch's flat padding tuple -> one (before, after) pair per axis of the array."""
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
         if ndim < 2:
@@ -51,7 +51,7 @@ def _pad_array(a, widths, value):
     return out
 
 
-def pad(x, padding, value: float = 0.0) -> Tensor:
+def pad(x: TensorLike, padding: int | Sequence[int], value: float = 0.0) -> Tensor:
     """Pad with a constant, PyTorch's way; negative padding crops.
 
     Args:
@@ -90,7 +90,7 @@ def pad(x, padding, value: float = 0.0) -> Tensor:
 # reshaping and joining
 
 
-def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+def flatten(x: TensorLike, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     """Merge axes ``start_dim`` … ``end_dim`` (inclusive) into one.
 
     Shape:
@@ -110,7 +110,7 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     return Tensor.from_op(out, (x,), lambda g: (g.reshape(x.shape),), "flatten")
 
 
-def _tensors(xs, op: str) -> list[Tensor]:
+def _tensors(xs: Sequence[TensorLike], op: str) -> list[Tensor]:
     if isinstance(xs, (Tensor, np.ndarray)) or not isinstance(xs, Sequence) or len(xs) == 0:
         raise TypeError(f"{op} expects a non-empty list or tuple of tensors, got {type(xs).__name__}")
     ts = [to_tensor(t, op, f"tensor {i}") for i, t in enumerate(xs)]
@@ -169,7 +169,7 @@ def stack(xs: Sequence, axis: int = 0) -> Tensor:
     return Tensor.from_op(out, tuple(ts), backward, "stack")
 
 
-def split(x, sizes: Union[int, Sequence[int]], axis: int = 1) -> tuple[Tensor, ...]:
+def split(x: TensorLike, sizes: Union[int, Sequence[int]], axis: int = 1) -> tuple[Tensor, ...]:
     """Cut a tensor along ``axis`` into pieces, the inverse of :func:`concat`.
 
     Args:
@@ -186,7 +186,9 @@ def split(x, sizes: Union[int, Sequence[int]], axis: int = 1) -> tuple[Tensor, .
         raise ValueError("split: a zero-dimensional tensor has no axis to split")
     ax = check_axis(axis, x.ndim, "split")
     n = x.shape[ax]
-    if isinstance(sizes, (int, np.integer)) and not isinstance(sizes, bool):
+    if isinstance(sizes, bool):
+        raise TypeError(f"split: sizes must be an int or a sequence of ints, got {sizes!r}")
+    if isinstance(sizes, (int, np.integer)):
         if sizes < 1:
             raise ValueError(f"split: the piece size must be positive, got {sizes}")
         sizes = [min(int(sizes), n - start) for start in range(0, n, int(sizes))] or [0]

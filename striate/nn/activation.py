@@ -63,7 +63,7 @@ class Sigmoid(Module):
         return F.sigmoid(x)
 
 
-def _dim_arg(dim, layer: str) -> int:
+def _dim_arg(dim: object, layer: str) -> int:
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"{layer}: dim must be an int (the axis to normalise over), got {dim!r}")
     return int(dim)

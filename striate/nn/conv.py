@@ -12,12 +12,13 @@ Weights start as PyTorch's do: U(−1/√fan_in, 1/√fan_in) for weight and bia
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from .. import functional as F
 from ..checks import IntPair, Padding, check_int, check_padding, nonnegative_pair, positive_pair
-from ..functional.conv import check_algorithm
+from ..functional.conv import Algorithm, Fusion, check_algorithm
 from ..random import get_rng
 from . import init
 from .module import Module, Parameter
@@ -32,7 +33,8 @@ def _divisible(channels: int, name: str, groups: int, layer: str) -> None:
         raise ValueError(f"{layer}: {name} (={channels}) must be divisible by groups (={groups})")
 
 
-def _set_conv_shape(layer, in_channels, out_channels, kernel_size, stride, dilation, groups) -> None:
+def _set_conv_shape(layer: Any, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair,
+                    dilation: IntPair, groups: int) -> None:
     """Check a convolution layer's channels, groups and window, and store them on the layer."""
     name = type(layer).__name__
     layer.in_channels = check_int(in_channels, "in_channels", name)
@@ -45,7 +47,8 @@ def _set_conv_shape(layer, in_channels, out_channels, kernel_size, stride, dilat
     layer.dilation = positive_pair(dilation, "dilation", name)
 
 
-def _reset_uniform(weight: Parameter, bias: Parameter | None, fan_in: int, rng) -> None:
+def _reset_uniform(weight: Parameter, bias: Parameter | None, fan_in: int,
+                   rng: np.random.Generator | int | None) -> None:
     """weight and bias ~ U(−1/√fan_in, 1/√fan_in), PyTorch's default; weight drawn first."""
     rng = get_rng(rng)
     bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
@@ -54,7 +57,7 @@ def _reset_uniform(weight: Parameter, bias: Parameter | None, fan_in: int, rng) 
         init.uniform_(bias, -bound, bound, rng=rng)
 
 
-def _conv_repr(layer, extra_defaults: dict) -> str:
+def _conv_repr(layer: Module, extra_defaults: dict) -> str:
     """PyTorch's style: the channels, kernel and stride always, the rest only when not default."""
     s = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}"
     for name, default in extra_defaults.items():
@@ -98,7 +101,7 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
-                 rng: np.random.Generator | int | None = None, *, algorithm: str = "auto"):
+                 rng: np.random.Generator | int | None = None, *, algorithm: Algorithm = "auto"):
         super().__init__()
         name = type(self).__name__
         _set_conv_shape(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
@@ -110,7 +113,7 @@ class Conv2d(Module):
         self.bias = Parameter(np.empty(self.out_channels, dtype=np.float32)) if bias else None
         self.reset_parameters(rng)
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | int | None = None) -> None:
         """Draw new initial weights (fan_in = C/groups · kh · kw)."""
         fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
         _reset_uniform(self.weight, self.bias, fan_in, rng)
@@ -169,7 +172,7 @@ class ConvTranspose2d(Module):
         self.bias = Parameter(np.empty(self.out_channels, dtype=np.float32)) if bias else None
         self.reset_parameters(rng)
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | int | None = None) -> None:
         """Draw new initial weights; like PyTorch, fan_in is taken from the weight's
         second axis: K/groups · kh · kw."""
         fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
@@ -217,7 +220,7 @@ class FusedConv2d(Module):
     """
 
     def __init__(self, in_channels: int, num_kernels: int, kernel_size: IntPair, stride: IntPair = 1,
-                 padding: Padding = 0, fusion: str = "sum", bias: bool = True,
+                 padding: Padding = 0, fusion: Fusion = "sum", bias: bool = True,
                  rng: np.random.Generator | int | None = None):
         super().__init__()
         name = type(self).__name__
@@ -235,7 +238,7 @@ class FusedConv2d(Module):
         self.bias = Parameter(np.empty(self.out_channels, dtype=np.float32)) if bias else None
         self.reset_parameters(rng)
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | int | None = None) -> None:
         """Draw new initial weights (see the class docstring for fan_in)."""
         kh, kw = self.kernel_size
         fan_in = (self.in_channels if self.fusion == "sum" else 1) * kh * kw

@@ -41,7 +41,7 @@ class Linear(Module):
         self.bias = Parameter(np.empty(self.out_features, dtype=np.float32)) if bias else None
         self.reset_parameters(rng)
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | int | None = None) -> None:
         """Draw new initial weights: U(−1/√in_features, 1/√in_features), weight then bias."""
         rng = get_rng(rng)
         bound = 1 / math.sqrt(self.in_features)

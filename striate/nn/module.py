@@ -12,11 +12,12 @@ A module holds three kinds of state, registered automatically by assignment:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
+import numpy.typing as npt
 
-from ..tensor import Tensor
+from ..tensor import Tensor, TensorLike
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
 
@@ -24,7 +25,7 @@ __all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (``requires_grad=True`` by default)."""
 
-    def __init__(self, data, requires_grad: bool = True, dtype=None):
+    def __init__(self, data: TensorLike, requires_grad: bool = True, dtype: npt.DTypeLike | None = None):
         if isinstance(data, Tensor):
             data = data.data
         if dtype is None and hasattr(data, "dtype") and np.dtype(data.dtype) == np.float64:
@@ -60,7 +61,7 @@ class Module:
         object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # -- registration --------------------------------------------------------
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning attribute {name!r}")
@@ -81,7 +82,7 @@ class Module:
         target[name] = value          # replacing keeps the original position (state_dict order)
         self.__dict__.pop(name, None)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         # only called when normal lookup fails: look in the registries
         d = self.__dict__
         for registry in ("_parameters", "_buffers", "_modules"):
@@ -96,7 +97,7 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def register_buffer(self, name: str, value) -> None:
+    def register_buffer(self, name: str, value: Any) -> None:
         """Register a non-trainable array (or None) saved in ``state_dict``."""
         if "_buffer_names" not in self.__dict__:
             object.__setattr__(self, "_buffer_names", set())
@@ -258,7 +259,7 @@ class Module:
                 out = result
         return out
 
-    def register_forward_hook(self, hook) -> "HookHandle":
+    def register_forward_hook(self, hook: Callable[..., Any]) -> "HookHandle":
         """Call ``hook(module, inputs, output)`` after every forward of this module.
 
         A hook that returns something other than None replaces the output.
@@ -302,7 +303,7 @@ class HookHandle:
     def __enter__(self) -> "HookHandle":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.remove()
 
 

@@ -137,8 +137,9 @@ class LayerNorm(Module):
         self.eps = check_number(eps, "eps", "LayerNorm", above=0)
         self.elementwise_affine = bool(elementwise_affine)
         if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
-            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32)) if bias else None
+            self.weight: Parameter | None = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
+            self.bias: Parameter | None = (Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
+                                           if bias else None)
         else:
             self.weight = None
             self.bias = None

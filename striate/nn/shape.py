@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from .module import Module
 __all__ = ["Flatten", "Unflatten", "ZeroPad2d", "ConstantPad2d"]
 
 
-def _axis_arg(value, name: str, layer: str) -> int:
+def _axis_arg(value: object, name: str, layer: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{layer}: {name} must be an int (an axis), got {value!r}")
     return int(value)
@@ -42,7 +43,7 @@ class Unflatten(Module):
     Shape: e.g. ``Unflatten(1, (16, 5, 5))``: (N, 400) → (N, 16, 5, 5).
     """
 
-    def __init__(self, dim: int, sizes):
+    def __init__(self, dim: int, sizes: Sequence[int]):
         super().__init__()
         self.dim = _axis_arg(dim, "dim", "Unflatten")
         if isinstance(sizes, (int, np.integer)) or not all(
@@ -79,7 +80,7 @@ class ConstantPad2d(Module):
     Shape: (N, C, H, W) → (N, C, H + top + bottom, W + left + right).
     """
 
-    def __init__(self, padding, value: float):
+    def __init__(self, padding: int | Sequence[int], value: float):
         super().__init__()
         name = type(self).__name__
         if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):

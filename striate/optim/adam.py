@@ -12,8 +12,12 @@ For each parameter p with gradient g, at step t = 1, 2, ... (PyTorch's algorithm
 """
 from __future__ import annotations
 
+from typing import Any, Iterable
+
+import numpy as np
+
 from ..checks import check_number
-from ..tensor import array_module
+from ..tensor import Tensor, array_module
 from .optimizer import Optimizer, blocks
 
 __all__ = ["Adam", "AdamW"]
@@ -37,7 +41,7 @@ class Adam(Optimizer):
 
     _decoupled_weight_decay = False
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
                  maximize: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, (list, tuple)) else betas,
@@ -55,7 +59,7 @@ class Adam(Optimizer):
         check_number(group["eps"], "eps", name, at_least=0)
         check_number(group["weight_decay"], "weight_decay", name, at_least=0)
 
-    def _update(self, p, grad, group, state) -> None:
+    def _update(self, p: Tensor, grad: np.ndarray, group: dict, state: dict) -> None:
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         xp = array_module(p.data)
@@ -99,7 +103,7 @@ class AdamW(Adam):
 
     _decoupled_weight_decay = True
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
                  maximize: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter
+from typing import Iterable
 
 from ..checks import check_int, check_number
 from .optimizer import Optimizer
@@ -25,7 +26,7 @@ from .optimizer import Optimizer
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
 
 
-def _check_optimizer(optimizer, name: str) -> None:
+def _check_optimizer(optimizer: object, name: str) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{name} expects a striate optimizer (e.g. optim.SGD), got {type(optimizer).__name__}")
 
@@ -103,7 +104,8 @@ class MultiStepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` at each epoch listed in ``milestones``
     (twice if listed twice)."""
 
-    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
+                 last_epoch: int = -1):
         milestones = list(milestones)
         for m in milestones:
             check_int(m, "every milestone", "MultiStepLR", at_least=0)
@@ -210,7 +212,7 @@ class ReduceLROnPlateau:
             return value < (self.best * (1 - self.threshold) if rel else self.best - self.threshold)
         return value > (self.best * (1 + self.threshold) if rel else self.best + self.threshold)
 
-    def step(self, metric) -> None:
+    def step(self, metric: float) -> None:
         """Record this epoch's metric; cut the learning rates if it has not improved
         for more than ``patience`` epochs."""
         value = float(metric.item() if hasattr(metric, "item") else metric)

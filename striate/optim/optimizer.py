@@ -9,7 +9,7 @@ graph; subclasses write the update for one parameter in ``_update``.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class Optimizer:
     """Base class. ``params`` is an iterable of parameters, or of dicts
     ``{"params": [...], "lr": ..., ...}`` (parameter groups with their own settings)."""
 
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params: Iterable[Any], defaults: dict):
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict[Tensor, dict] = {}
@@ -97,7 +97,7 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad[...] = 0
 
-    def step(self, closure: Callable[[], Tensor] | None = None):
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given
         (the closure recomputes the loss and its gradients)."""
         loss = None

@@ -10,8 +10,12 @@ For each parameter p with gradient g (PyTorch's algorithm, step for step)::
 """
 from __future__ import annotations
 
+from typing import Any, Iterable
+
+import numpy as np
+
 from ..checks import check_number
-from ..tensor import array_module
+from ..tensor import Tensor, array_module
 from .optimizer import Optimizer, blocks
 
 __all__ = ["SGD"]
@@ -40,7 +44,7 @@ class SGD(Optimizer):
         ['momentum_buffer']
     """
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0, maximize: bool = False):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=bool(nesterov),
                         weight_decay=weight_decay, maximize=bool(maximize))
@@ -55,7 +59,7 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening = 0, "
                              f"got momentum={momentum:g}, dampening={dampening:g}")
 
-    def _update(self, p, grad, group, state) -> None:
+    def _update(self, p: Tensor, grad: np.ndarray, group: dict, state: dict) -> None:
         # Python floats keep the float32 arithmetic float32 (an np.float64 would not)
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
