@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence, Union, cast
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "Tensor", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled",
-    "array_module", "unbroadcast", "DEFAULT_DTYPE", "TensorLike",
+    "array_module", "unbroadcast", "DEFAULT_DTYPE", "TensorLike", "Gradients",
 ]
 
 #: What ops accept as data: a Tensor, or anything NumPy makes an array of (arrays, lists, numbers).
 TensorLike = Union["Tensor", npt.ArrayLike]
+#: What an op's backward returns: dL/d(input) for each input, None where none is needed.
+Gradients = tuple[Optional[np.ndarray], ...]
 
 DEFAULT_DTYPE = np.float32
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -61,7 +63,7 @@ def _set_grad_enabled(mode: bool) -> Iterator[None]:
         _grad_mode.enabled = previous
 
 
-def no_grad():
+def no_grad() -> ContextManager[None]:
     """Context manager: ops inside record no graph (inference, optimizer steps).
 
     The previous mode is restored on exit, also when the body raises.
@@ -69,7 +71,7 @@ def no_grad():
     return _set_grad_enabled(False)
 
 
-def enable_grad():
+def enable_grad() -> ContextManager[None]:
     """Context manager: turn graph recording back on inside a ``no_grad`` block."""
     return _set_grad_enabled(True)
 
@@ -212,7 +214,7 @@ class Tensor:
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.data.dtype
 
     @property
@@ -234,7 +236,7 @@ class Tensor:
         """The underlying array (not a copy)."""
         return self.data
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         # np.asarray(t) gives the data (no gradient), for plotting and saving.
         return np.array(self.data, dtype=dtype, copy=copy)
 
@@ -268,7 +270,7 @@ class Tensor:
             extra += f", dtype={self.dtype}"
         return f"Tensor({body}{extra})"
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         if self.data.size != 1:
             raise ValueError("the truth value of a tensor with more than one element is ambiguous")
         return bool(self.data)
@@ -276,7 +278,7 @@ class Tensor:
     def __float__(self) -> float:
         return float(self.item())
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return id(self)
 
     # -- autograd ------------------------------------------------------------
@@ -354,59 +356,59 @@ class Tensor:
             self.grad += g
 
     # -- arithmetic (forward and backward side by side) ------------------------
-    def __add__(self, other):
+    def __add__(self, other: TensorLike) -> Tensor:
         return add(self, other)
 
-    def __radd__(self, other):
+    def __radd__(self, other: TensorLike) -> Tensor:
         return add(other, self)
 
-    def __sub__(self, other):
+    def __sub__(self, other: TensorLike) -> Tensor:
         return sub(self, other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: TensorLike) -> Tensor:
         return sub(other, self)
 
-    def __mul__(self, other):
+    def __mul__(self, other: TensorLike) -> Tensor:
         return mul(self, other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: TensorLike) -> Tensor:
         return mul(other, self)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: TensorLike) -> Tensor:
         return div(self, other)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: TensorLike) -> Tensor:
         return div(other, self)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: TensorLike) -> Tensor:
         return matmul(self, other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other: TensorLike) -> Tensor:
         return matmul(other, self)
 
-    def __pow__(self, exponent):
+    def __pow__(self, exponent: float) -> Tensor:
         return power(self, exponent)
 
-    def __rpow__(self, base):
+    def __rpow__(self, base: TensorLike) -> Tensor:
         return rpower(base, self)
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         return neg(self)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Tensor:
         return getitem(self, index)
 
     # comparisons give plain boolean arrays (no gradient)
-    def __lt__(self, other):
+    def __lt__(self, other: TensorLike) -> np.ndarray:
         return self.data < _data(other)
 
-    def __le__(self, other):
+    def __le__(self, other: TensorLike) -> np.ndarray:
         return self.data <= _data(other)
 
-    def __gt__(self, other):
+    def __gt__(self, other: TensorLike) -> np.ndarray:
         return self.data > _data(other)
 
-    def __ge__(self, other):
+    def __ge__(self, other: TensorLike) -> np.ndarray:
         return self.data >= _data(other)
 
     # -- reductions and shape ------------------------------------------------
@@ -419,42 +421,44 @@ class Tensor:
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return max_(self, axis, keepdims)
 
-    def argmax(self, axis=None):
+    def argmax(self, axis: int | None = None) -> Any:
         return self.data.argmax(axis=axis)
 
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return reshape(self, shape)
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``."""
+        first = shape[0] if len(shape) == 1 else None
+        dims = tuple(first) if isinstance(first, (tuple, list)) else cast("tuple[int, ...]", shape)
+        return reshape(self, dims)
 
-    def view(self, *shape):
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
         return self.reshape(*shape)
 
     def flatten(self, start_dim: int = 0) -> Tensor:
         return reshape(self, self.shape[:start_dim] + (-1,))
 
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return transpose(self, axes or None)
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
+        """``t.transpose(1, 0)`` or ``t.transpose((1, 0))``; none reverses the axes."""
+        first = axes[0] if len(axes) == 1 else None
+        order = tuple(first) if isinstance(first, (tuple, list)) else cast("tuple[int, ...]", axes)
+        return transpose(self, order or None)
 
-    def permute(self, *axes):
+    def permute(self, *axes: int | Sequence[int]) -> Tensor:
         return self.transpose(*axes)
 
     @property
-    def T(self):
+    def T(self) -> Tensor:
         return transpose(self, None)
 
-    def exp(self):
+    def exp(self) -> Tensor:
         return exp(self)
 
-    def log(self):
+    def log(self) -> Tensor:
         return log(self)
 
-    def sqrt(self):
+    def sqrt(self) -> Tensor:
         return power(self, 0.5)
 
-    def abs(self):
+    def abs(self) -> Tensor:
         return abs_(self)
 
 
@@ -540,7 +544,7 @@ def add(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a + b (broadcasting)."""
     a, b = _pair_operands(a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
     return Tensor.from_op(a.data + b.data, (a, b), backward, "add")
 
@@ -549,7 +553,7 @@ def sub(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a - b (broadcasting)."""
     a, b = _pair_operands(a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
     return Tensor.from_op(a.data - b.data, (a, b), backward, "sub")
 
@@ -558,7 +562,7 @@ def mul(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a * b (broadcasting)."""
     a, b = _pair_operands(a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         da = unbroadcast(g * b.data, a.shape) if a.requires_grad else None
         db = unbroadcast(g * a.data, b.shape) if b.requires_grad else None
         return da, db
@@ -570,7 +574,7 @@ def div(a: TensorLike, b: TensorLike) -> Tensor:
     a, b = _pair_operands(a, b)
     out = a.data / b.data
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         da = unbroadcast(g / b.data, a.shape) if a.requires_grad else None   # 1/b
         db = unbroadcast(-g * out / b.data, b.shape) if b.requires_grad else None   # -a/b²
         return da, db
@@ -592,7 +596,7 @@ def power(a: TensorLike, exponent: float) -> Tensor:
     p = float(exponent)
     out = a.data ** a.dtype.type(p)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         if p == 0:   # a^0 = 1 everywhere; p·a^(p-1) would give 0·inf = nan at a = 0
             return (array_module(g).zeros_like(a.data),)
         return (g * (p * a.data ** a.dtype.type(p - 1)),)   # p·a^(p-1)
@@ -608,7 +612,7 @@ def rpower(base: TensorLike, a: TensorLike) -> Tensor:
     base = a.dtype.type(base)
     out = xp.power(base, a.data)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * out * xp.log(base),)   # ln(base)·base^a
     return Tensor.from_op(out, (a,), backward, "rpow")
 
@@ -648,7 +652,7 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
                          f"got {a.shape} @ {b.shape}")
     out = xp.matmul(a.data, b.data)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         A = a.data[None, :] if a.ndim == 1 else a.data      # (..., n, k)
         B = b.data[:, None] if b.ndim == 1 else b.data      # (..., k, m)
         # Give g back the axes that 1-D operands dropped: (..., n, m). The m axis
@@ -673,7 +677,7 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
 # reductions
 
 
-def _norm_axes(axis, ndim, op="reduction"):
+def _norm_axes(axis: int | Sequence[int] | None, ndim: int, op: str = "reduction") -> tuple[int, ...]:
     """``axis`` (None, an int or a tuple, negatives allowed) as sorted non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
@@ -687,7 +691,8 @@ def _norm_axes(axis, ndim, op="reduction"):
     return tuple(normed)
 
 
-def _expand_reduced(g, axes, shape, keepdims):
+def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], shape: tuple[int, ...],
+                    keepdims: bool) -> np.ndarray:
     """Give a reduced gradient back its reduced axes (size 1) so it broadcasts to shape."""
     if not keepdims:
         for ax in axes:
@@ -702,7 +707,7 @@ def sum_(a: TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: boo
     axes = _norm_axes(axis, a.ndim, "sum")
     out = a.data.sum(axis=axes, keepdims=keepdims)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (xp.broadcast_to(_expand_reduced(g, axes, a.shape, keepdims), a.shape).astype(a.dtype),)
     return Tensor.from_op(out, (a,), backward, "sum")
 
@@ -715,7 +720,7 @@ def mean(a: TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: boo
     count = int(np.prod([a.shape[ax] for ax in axes])) if axes else 1
     out = a.data.mean(axis=axes, keepdims=keepdims)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         g = _expand_reduced(g, axes, a.shape, keepdims) / a.dtype.type(count)
         return (xp.broadcast_to(g, a.shape).astype(a.dtype),)
     return Tensor.from_op(out, (a,), backward, "mean")
@@ -727,7 +732,7 @@ def max_(a: TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: boo
     axes = _norm_axes(axis, a.ndim, "max")
     out = a.data.max(axis=axes, keepdims=keepdims)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         m = _expand_reduced(out, axes, a.shape, keepdims)
         winners = (a.data == m).astype(a.dtype)
         winners /= winners.sum(axis=axes, keepdims=True)
@@ -784,7 +789,7 @@ def getitem(a: TensorLike, index: Any) -> Tensor:
     out = a.data[index]
     basic = _is_basic_index(index)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         da = xp.zeros_like(a.data)
         if basic:
             da[index] = g

@@ -20,8 +20,8 @@ SCRATCH_LIMIT = 32 << 20       # a temporary larger than this is allocated afres
 class _Workspace(threading.local):
     """The arrays of one thread, by (name, dtype, array module)."""
 
-    def __init__(self):
-        self.arrays = {}
+    def __init__(self) -> None:
+        self.arrays: dict[tuple[str, np.dtype, str], np.ndarray] = {}
 
 
 _workspace = _Workspace()

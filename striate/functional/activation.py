@@ -7,8 +7,10 @@ softmax), backward keeps the output rather than the input.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..checks import check_axis, check_float, to_tensor
-from ..tensor import Tensor, TensorLike, array_module
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax"]
 
@@ -27,7 +29,7 @@ def relu(x: TensorLike) -> Tensor:
     x = _float_input(x, "relu")
     out = _clamp_at_zero(x.data)
 
-    def backward(g):                                  # g = dL/dout
+    def backward(g: np.ndarray) -> Gradients:         # g = dL/dout
         # x > 0 exactly where out > 0: the mask is made here, from the output (which the
         # next layer keeps anyway), so inference never makes it
         return (g * (out > 0),)                       # dL/dx: passes where x > 0
@@ -37,7 +39,7 @@ def relu(x: TensorLike) -> Tensor:
 _ZERO_ROW_MAX = 1 << 14     # longest row of zeros _clamp_at_zero compares against
 
 
-def _clamp_at_zero(a):
+def _clamp_at_zero(a: np.ndarray) -> np.ndarray:
     """max(a, 0), elementwise, as a new array.
 
     ``maximum``, not ``where``: branch-free, several times faster on random signs. And
@@ -68,7 +70,7 @@ def leaky_relu(x: TensorLike, negative_slope: float = 0.01) -> Tensor:
     positive = x.data > 0
     out = xp.maximum(x.data, 0) + slope * xp.minimum(x.data, 0)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # g where x > 0, slope·g elsewhere; exact (no 1 − slope + slope rounding)
         return (g * positive + (slope * g) * ~positive,)
     return Tensor.from_op(out, (x,), backward, "leaky_relu")
@@ -85,7 +87,7 @@ def sigmoid(x: TensorLike) -> Tensor:
     # nothing overflows, and tiny outputs for very negative x keep their precision
     out = xp.exp(xp.minimum(x.data, 0)) / (1 + xp.exp(-xp.abs(x.data)))
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * out * (1 - out),)                 # σ' = σ(1 − σ)
     return Tensor.from_op(out, (x,), backward, "sigmoid")
 
@@ -95,7 +97,7 @@ def tanh(x: TensorLike) -> Tensor:
     x = _float_input(x, "tanh")
     out = array_module(x.data).tanh(x.data)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * (1 - out * out),)                 # tanh' = 1 − tanh²
     return Tensor.from_op(out, (x,), backward, "tanh")
 
@@ -111,7 +113,7 @@ def scaled_tanh(x: TensorLike, a: float = 1.7159, s: float = 2 / 3) -> Tensor:
     a, s = float(a), float(s)    # Python floats keep float32 data float32
     t = array_module(x.data).tanh(x.data * s)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * ((a * s) * (1 - t * t)),)         # d/dx a·tanh(sx) = a·s·(1 − tanh²)
     return Tensor.from_op(a * t, (x,), backward, "scaled_tanh")
 
@@ -127,7 +129,7 @@ def softmax(x: TensorLike, dim: int = -1) -> Tensor:
     e = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
     out = e / e.sum(axis=axis, keepdims=True)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # Jacobian diag(p) − p pᵀ applied to g: p ⊙ (g − ⟨g, p⟩)
         return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
     return Tensor.from_op(out, (x,), backward, "softmax")
@@ -144,7 +146,7 @@ def log_softmax(x: TensorLike, dim: int = -1) -> Tensor:
     z = x.data - x.data.max(axis=axis, keepdims=True)          # the largest entry is 0
     out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))   # the sum is in [1, C]
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # d out_i / d x_j = [i = j] − softmax_j
         return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
     return Tensor.from_op(out, (x,), backward, "log_softmax")

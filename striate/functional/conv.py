@@ -48,7 +48,7 @@ import numpy as np
 
 from ..checks import (IntPair, Padding, check_conv, check_float, check_same_dtype, conv_output_size,
                       nonnegative_pair, padding_sides, positive_pair, to_tensor)
-from ..tensor import Tensor, TensorLike, array_module
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 from . import winograd
 from ._workspace import scratch as _scratch
 
@@ -252,7 +252,7 @@ def _conv_forward(x: np.ndarray, wmat: np.ndarray, geo: _Geometry,
     return out
 
 
-def _conv_weight_grad(gmat, cols):
+def _conv_weight_grad(gmat: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """dL/dW of one chunk: gmat @ colsᵀ summed over images -> (g, K/g, C/g·kh·kw).
 
     Computed as (cols @ gmatᵀ)ᵀ, which BLAS runs faster when K is small.
@@ -392,7 +392,7 @@ def _conv2d(op: str, x: TensorLike, weight: TensorLike, bias: TensorLike | None,
     wmat = weight.data.reshape(groups, K // groups, Cg * kh * kw)          # (g, K/g, C/g·kh·kw)
     out = _conv_forward(x.data, wmat, geo, None if bias is None else bias.data)   # (N, K, OH, OW)
 
-    def backward(g):                                                        # g (N, K, OH, OW)
+    def backward(g: np.ndarray) -> Gradients:                               # g (N, K, OH, OW)
         dx, dw = _conv_backward(g, wmat, geo, x.shape, x=x.data if weight.requires_grad else None,
                                 input_grad=x.requires_grad, weight_shape=weight.shape)   # each only when wanted
         return _with_bias_grad(dx, dw, bias, g)
@@ -421,10 +421,10 @@ def _choose_algorithm(op: str, algorithm: str, geo: _Geometry, C: int, K: int) -
 
 def _winograd_conv2d(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, geo: _Geometry) -> Tensor:
     """conv2d by Winograd's F(2×2, 3×3) (winograd.py); arguments already checked."""
-    out, U = winograd.conv_forward(x.data, weight.data, geo, None if bias is None else bias.data)
-    U = U if x.requires_grad else None                                      # only dx needs it
+    out, transformed = winograd.conv_forward(x.data, weight.data, geo, None if bias is None else bias.data)
+    U = transformed if x.requires_grad else None                            # only dx needs it
 
-    def backward(g):                                                        # g (N, K, OH, OW)
+    def backward(g: np.ndarray) -> Gradients:                               # g (N, K, OH, OW)
         dx = dw = None
         if x.requires_grad or weight.requires_grad:
             dx, dw = winograd.conv_backward(g, weight.data, geo, x.data, input_grad=x.requires_grad,
@@ -499,7 +499,7 @@ def conv_transpose2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None 
     if bias is not None:
         out += bias.data.reshape(1, K, 1, 1)
 
-    def backward(g):                                                        # g (N, K, OH, OW)
+    def backward(g: np.ndarray) -> Gradients:                               # g (N, K, OH, OW)
         dx = dw = None
         if x.requires_grad:                                                 # conv2d(g, weight)
             dx = _conv_forward(g, wmat, geo)
@@ -588,7 +588,7 @@ def conv2d_fused(x: TensorLike, weight: TensorLike, bias: TensorLike | None = No
         out = r.transpose(0, 2, 1, 3, 4).reshape(N, K * C, OH, OW)         # channel k·C + c = r[:, c, k]
         out = out + b if b is not None else xp.ascontiguousarray(out)
 
-        def backward(g):                                                   # g (N, K·C, OH, OW)
+        def backward(g: np.ndarray) -> Gradients:                          # g (N, K·C, OH, OW)
             dr = g.reshape(N, K, C, OH, OW).transpose(0, 2, 1, 3, 4)
             return _with_bias_grad(*grads_from_responses(dr), bias, g)
     else:
@@ -596,7 +596,7 @@ def conv2d_fused(x: TensorLike, weight: TensorLike, bias: TensorLike | None = No
         if b is not None:
             out += b
 
-        def backward(g):                                                   # g (N, K, OH, OW)
+        def backward(g: np.ndarray) -> Gradients:                          # g (N, K, OH, OW)
             dr = _product_of_others(r.swapaxes(0, 1)).swapaxes(0, 1)       # ∂out[k]/∂r[c, k]
             dr *= g[:, None]                                               # × g, broadcast over c
             return _with_bias_grad(*grads_from_responses(dr), bias, g)
@@ -604,18 +604,19 @@ def conv2d_fused(x: TensorLike, weight: TensorLike, bias: TensorLike | None = No
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def _parents(x, weight, bias):
+def _parents(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, ...]:
     return (x, weight) if bias is None else (x, weight, bias)
 
 
-def _with_bias_grad(dx, dw, bias, g):
+def _with_bias_grad(dx: np.ndarray | None, dw: np.ndarray | None, bias: Tensor | None,
+                    g: np.ndarray) -> Gradients:
     """The gradients to return: (dx, dw), and db = Σ g over N, OH, OW when there is a bias."""
     if bias is None:
         return dx, dw
     return dx, dw, (g.sum(axis=(0, 2, 3)) if bias.requires_grad else None)
 
 
-def _product_of_others(r):
+def _product_of_others(r: np.ndarray) -> np.ndarray:
     """others[c] = Π_{c' ≠ c} r[c'] along axis 0, without dividing (exact when some r are 0).
 
     The exclusive prefix product times the exclusive suffix product.

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import random as _random
 from ..checks import check_float, to_tensor
-from ..tensor import Tensor, TensorLike, array_module
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["dropout", "dropout2d"]
 
@@ -33,7 +33,7 @@ def _masked(x: Tensor, p: float, mask_shape: tuple[int, ...], rng: np.random.Gen
         keep = generator.random(mask_shape, dtype=x.dtype) >= x.dtype.type(p)
         scaled_mask = xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1 / (1 - p))
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * scaled_mask,)    # the same mask and scale as the forward pass
     return Tensor.from_op(x.data * scaled_mask, (x,), backward, op)
 

@@ -7,13 +7,13 @@ M = N·d1·... rows, so one code path serves every layout.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from ..checks import check_float, check_same_dtype, to_tensor
-from ..tensor import Tensor, TensorLike, array_module
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss"]
 
@@ -35,7 +35,7 @@ def _rows(x: Tensor, op: str, name: str) -> np.ndarray:
     return array_module(x.data).moveaxis(x.data, 1, -1).reshape(-1, C)
 
 
-def _unrows(a2, shape):
+def _unrows(a2: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """The inverse of ``_rows``: (M, C) -> ``shape``."""
     if len(shape) <= 2:
         return a2.reshape(shape)
@@ -119,7 +119,7 @@ def _nll_rows(logp: np.ndarray, t: np.ndarray, weight: np.ndarray | None, ignore
         with np.errstate(invalid="ignore", divide="ignore"):    # every row ignored: nan, as PyTorch
             value = loss.sum() / denom
 
-    def grad(g):
+    def grad(g: np.ndarray) -> np.ndarray:
         if reduction == "none":
             coef = g.reshape(M)
         elif reduction == "sum":
@@ -180,7 +180,7 @@ def cross_entropy(logits: TensorLike, target: TensorLike, reduction: str = "mean
     value, nll_grad = _nll_rows(logp, t, w, ignore_index, label_smoothing, reduction, op)
     out_shape = _loss_shape(x.shape, reduction)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         dlogp = nll_grad(g)                                           # (M, C)
         # through log-softmax: dz = dlogp − softmax · Σ_c dlogp
         dz = dlogp - xp.exp(logp) * dlogp.sum(axis=1, keepdims=True)
@@ -238,7 +238,7 @@ def mse_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> 
     value = sq if reduction == "none" else sq.sum() if reduction == "sum" else sq.mean()
     n = a.size
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         scale = 2 / n if reduction == "mean" else 2
         d = (g * scale) * diff
         return (d if a.requires_grad else None, -d if b.requires_grad else None)

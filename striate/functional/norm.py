@@ -12,7 +12,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from ..checks import check_float, check_same_dtype, to_tensor
-from ..tensor import Tensor, TensorLike, array_module
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["batch_norm", "layer_norm", "local_response_norm"]
 
@@ -27,7 +27,8 @@ def _param(p: TensorLike | None, C_shape: tuple, op: str, name: str, layout: str
     return p
 
 
-def _normalize_backward(gh, xhat, rstd, axes):
+def _normalize_backward(gh: np.ndarray, xhat: np.ndarray, rstd: np.ndarray,
+                        axes: tuple[int, ...]) -> np.ndarray:
     """dL/dx of xhat = (x − mean) · rstd, with mean and variance taken over ``axes``.
 
     ``gh`` is dL/dxhat. The three terms: the direct path, minus the path
@@ -132,7 +133,7 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
         out += bias.data.reshape(col)
     out = out.reshape(x.shape)
 
-    def backward(g):                                                  # g (N, C, H, W)
+    def backward(g: np.ndarray) -> Gradients:                         # g (N, C, H, W)
         g3 = g.reshape(N, C, -1)
         dx = dw = db = None
         need_sums = batch_stats and x.requires_grad
@@ -200,7 +201,7 @@ def layer_norm(x: TensorLike, normalized_shape: Union[int, Sequence[int]], weigh
     if bias is not None:
         out = out + bias.data
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         dx = dw = db = None
         if x.requires_grad:
             gh = g if weight is None else g * weight.data
@@ -257,7 +258,7 @@ def local_response_norm(x: TensorLike, size: int, alpha: float = 1e-4, beta: flo
     inv = d ** x.dtype.type(-beta)                                                   # d^(−β)
     out = x.data * inv
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # out_c = x_c · d_c^(−β), and d_c depends on every x_i in c's window, so
         # dL/dx_i = g_i · d_i^(−β) − 2αβ/n · x_i · Σ_{c: i in window(c)} g_c x_c d_c^(−β−1);
         # "i in window(c)" is the window with before/after swapped.

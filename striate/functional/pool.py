@@ -34,7 +34,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..checks import IntPair, check_float, check_ndim, nonnegative_pair, positive_pair, to_tensor
-from ..tensor import Tensor, TensorLike, array_module
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = [
     "max_pool2d", "min_pool2d", "avg_pool2d", "sum_pool2d", "lp_pool2d", "l2_pool2d",
@@ -92,7 +92,8 @@ class _Windows:
         covers_input: disjoint and every input element is read by some window.
     """
 
-    def __init__(self, in_hw, kernel, stride, padding, dilation, out_hw):
+    def __init__(self, in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int], dilation: tuple[int, int], out_hw: tuple[int, ...]) -> None:
         (H, W), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = in_hw, kernel, stride, padding, dilation
         OH, OW = out_hw
         self.in_hw, self.kernel, self.out_hw = (H, W), (kh, kw), (OH, OW)
@@ -108,14 +109,14 @@ class _Windows:
         read_cols = sum(o.stop - o.start for _, o, _ in cols)
         self.covers_input = self.disjoint and (read_rows, read_cols) == (H, W)
 
-    def _rows(self, a):
+    def _rows(self, a: np.ndarray) -> np.ndarray:
         """(N, C, H, W) -> (N, C, OH, OW, kh·kw): each window one contiguous row (blocks only)."""
         N, C = a.shape[:2]
         (OH, OW), (kh, kw) = self.out_hw, self.kernel
         a = a.reshape(N, C, OH, kh, OW, kw).transpose(0, 1, 2, 4, 3, 5)   # (N, C, OH, OW, kh, kw)
         return a.reshape(N, C, OH, OW, kh * kw)
 
-    def _unrows(self, r):
+    def _unrows(self, r: np.ndarray) -> np.ndarray:
         """Inverse of ``_rows``: (N, C, OH, OW, kh·kw) -> (N, C, H, W)."""
         N, C = r.shape[:2]
         (OH, OW), (kh, kw) = self.out_hw, self.kernel
@@ -256,7 +257,7 @@ def _extreme_pool(op: str, kind: str, x: TensorLike, kernel_size: IntPair, strid
     win = _windows(op, x, kernel_size, stride, padding, dilation, ceil_mode)
     out = _reduce(x.data, win, kind)                       # (N, C, OH, OW)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # Each window's gradient goes to one element, its first extreme (the
         # winners are found again from x and out rather than kept from forward).
         return (_scatter(g, win, x.shape, _winners(x.data, out, win, kind)),)
@@ -362,7 +363,7 @@ def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     out = _reduce(x.data, win, "sum")                      # (N, C, OH, OW) window sums
     out /= divisor
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (_scatter(g / divisor, win, x.shape),)      # each element gets g / divisor
     return Tensor.from_op(out, (x,), backward, op)
 
@@ -382,7 +383,7 @@ def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     win = _windows(op, x, kernel_size, stride, padding)
     out = _reduce(x.data, win, "sum")
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (_scatter(g, win, x.shape),)                # every element gets its windows' g
     return Tensor.from_op(out, (x,), backward, op)
 
@@ -433,7 +434,7 @@ def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: Optional[In
         S = _reduce(powered, win, "sum")                                # (N, C, OH, OW)
         out = S if p == 1 else xp.sqrt(S) if p == 2 else S ** S.dtype.type(1 / p)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # dout/dx = x^(p-1) · S^(1/p - 1) = x^(p-1) · out / S, and 0 where S = 0.
         with np.errstate(invalid="ignore"):
             scale = xp.divide(out, S, out=xp.zeros_like(S), where=S != 0)
@@ -532,7 +533,7 @@ def adaptive_avg_pool2d(x: TensorLike, output_size: OutputSize) -> Tensor:
     counts = xp.asarray(np.outer(h1 - h0, w1 - w0), dtype=x.dtype)            # (OH, OW)
     out = Mh @ x.data @ Mw.T / counts                                         # (N, C, OH, OW)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (Mh.T @ (g / counts) @ Mw,)                                    # (N, C, H, W)
     return Tensor.from_op(out, (x,), backward, op)
 
@@ -566,7 +567,7 @@ def adaptive_max_pool2d(x: TensorLike, output_size: OutputSize) -> Tensor:
     out, row = _adaptive_max_axis(rowmax, 2, h0, h1)            # (N, C, OH, OW)
     winner = row * W + xp.take_along_axis(col, row, axis=2)     # flat index h·W + w
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # Windows may share elements, so the winners' gradients are summed per element.
         flat = (xp.arange(N * C).reshape(N, C, 1, 1) * (H * W) + winner).ravel()
         dx = xp.bincount(flat, weights=g.ravel(), minlength=N * C * H * W)

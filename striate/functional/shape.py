@@ -11,7 +11,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from ..checks import check_axis, check_same_dtype, to_tensor
-from ..tensor import Tensor, TensorLike, array_module
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["pad", "flatten", "concat", "cat", "stack", "split"]
 
@@ -40,7 +40,7 @@ def _pad_widths(padding: int | Sequence[int], ndim: int) -> list[tuple[int, int]
     return widths
 
 
-def _pad_array(a, widths, value):
+def _pad_array(a: np.ndarray, widths: list[tuple[int, int]], value: float) -> np.ndarray:
     """Pad (positive widths) or crop (negative widths) each axis of ``a``."""
     xp = array_module(a)
     out_shape = tuple(n + lo + hi for n, (lo, hi) in zip(a.shape, widths))
@@ -80,7 +80,7 @@ def pad(x: TensorLike, padding: int | Sequence[int], value: float = 0.0) -> Tens
     out = _pad_array(x.data, widths, value)
     inverse = [(-lo, -hi) for lo, hi in widths]
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # padding's gradient crops the border off; cropping's pads the gradient with zeros
         return (_pad_array(g, inverse, 0),)
     return Tensor.from_op(out, (x,), backward, "pad")
@@ -139,7 +139,7 @@ def concat(xs: Sequence, axis: int = 1) -> Tensor:
     out = xp.concatenate([t.data for t in ts], axis=ax)
     bounds = np.cumsum([t.shape[ax] for t in ts])[:-1]
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return tuple(piece if t.requires_grad else None
                      for t, piece in zip(ts, xp.split(g, bounds, axis=ax)))
     return Tensor.from_op(out, tuple(ts), backward, "concat")
@@ -164,7 +164,7 @@ def stack(xs: Sequence, axis: int = 0) -> Tensor:
     xp = array_module(ts[0].data)
     out = xp.stack([t.data for t in ts], axis=ax)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return tuple(xp.take(g, i, axis=ax) if t.requires_grad else None for i, t in enumerate(ts))
     return Tensor.from_op(out, tuple(ts), backward, "stack")
 

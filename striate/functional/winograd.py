@@ -225,7 +225,7 @@ def _input_transform_adjoint(dV: np.ndarray, dX: np.ndarray, tr: int, tw: int) -
         _combine([_BT[j][q] for j in range(4)], dT, dX[:, :, q:q + 2 * tw:2], accumulate=q >= 2)
 
 
-def _output_transform(M, Y):
+def _output_transform(M: np.ndarray, Y: np.ndarray) -> None:
     """Y tile = Aᵀ M A for every transformed tile.
 
     M (4, 4, n, tr, tw, K) -> Y (n, tr, 2, tw, 2, K), which is (n, 2·tr, 2·tw, K) as images.
@@ -238,7 +238,7 @@ def _output_transform(M, Y):
         _combine(_AT[b], [S[:, j] for j in range(4)], Y[:, :, :, :, b].transpose(2, 0, 1, 3, 4))
 
 
-def _output_transform_adjoint(dY, dM):
+def _output_transform_adjoint(dY: np.ndarray, dM: np.ndarray) -> None:
     """The adjoint of ``_output_transform``: dM = A dY Aᵀ. dY (n, tr, 2, tw, 2, K) -> dM (4, 4, n, tr, tw, K)."""
     n, tr, _, tw, _, K = dY.shape
     dS = scratch("wino_dS", (2, 4, n, tr, tw, K), dY.dtype, array_module(dY))
@@ -319,7 +319,8 @@ def _phased_input_adjoint(dX: np.ndarray, dx: np.ndarray, plan: _Plan, a0: int) 
 # forward and backward
 
 
-def conv_forward(x, w, geo, bias=None):
+def conv_forward(x: np.ndarray, w: np.ndarray, geo: Any,
+                 bias: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """x (N, C, H, W), w (K, C/g, kh, kw), bias (K,) or None -> (a fresh out (N, K, OH, OW), U).
 
     U (16, C/g·sh·sw, K), the transformed weights, can be handed to ``conv_backward`` to save

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from ..checks import check_number
+from ..tensor import Tensor, TensorLike
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Tanh", "ScaledTanh", "Sigmoid", "Softmax", "LogSoftmax"]
@@ -16,7 +17,7 @@ __all__ = ["ReLU", "LeakyReLU", "Tanh", "ScaledTanh", "Sigmoid", "Softmax", "Log
 class ReLU(Module):
     """max(x, 0)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.relu(x)
 
 
@@ -27,7 +28,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope = check_number(negative_slope, "negative_slope", "LeakyReLU")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -37,7 +38,7 @@ class LeakyReLU(Module):
 class Tanh(Module):
     """tanh(x)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.tanh(x)
 
 
@@ -49,7 +50,7 @@ class ScaledTanh(Module):
         self.a = check_number(a, "a", "ScaledTanh")
         self.s = check_number(s, "s", "ScaledTanh")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.scaled_tanh(x, self.a, self.s)
 
     def extra_repr(self) -> str:
@@ -59,7 +60,7 @@ class ScaledTanh(Module):
 class Sigmoid(Module):
     """1 / (1 + e^(−x))."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.sigmoid(x)
 
 
@@ -79,7 +80,7 @@ class Softmax(Module):
         super().__init__()
         self.dim = _dim_arg(dim, "Softmax")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.softmax(x, self.dim)
 
     def extra_repr(self) -> str:
@@ -93,7 +94,7 @@ class LogSoftmax(Module):
         super().__init__()
         self.dim = _dim_arg(dim, "LogSoftmax")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.log_softmax(x, self.dim)
 
     def extra_repr(self) -> str:

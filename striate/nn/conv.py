@@ -20,6 +20,7 @@ from .. import functional as F
 from ..checks import IntPair, Padding, check_int, check_padding, nonnegative_pair, positive_pair
 from ..functional.conv import Algorithm, Fusion, check_algorithm
 from ..random import get_rng
+from ..tensor import Tensor, TensorLike
 from . import init
 from .module import Module, Parameter
 
@@ -118,7 +119,7 @@ class Conv2d(Module):
         fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
         _reset_uniform(self.weight, self.bias, fan_in, rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
                         algorithm=self.algorithm)
 
@@ -178,7 +179,7 @@ class ConvTranspose2d(Module):
         fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
         _reset_uniform(self.weight, self.bias, fan_in, rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, self.groups, self.dilation)
 
@@ -244,7 +245,7 @@ class FusedConv2d(Module):
         fan_in = (self.in_channels if self.fusion == "sum" else 1) * kh * kw
         _reset_uniform(self.weight, self.bias, fan_in, rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.conv2d_fused(x, self.weight, self.bias, self.stride, self.padding, self.fusion)
 
     def extra_repr(self) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 from .. import functional as F
 from ..checks import check_number
 from ..random import get_rng
+from ..tensor import Tensor, TensorLike
 from .module import Module
 
 __all__ = ["Dropout", "Dropout2d"]
@@ -30,7 +31,7 @@ class Dropout(Module):
         # None stays None: the default generator is looked up at each call, not frozen here
         self.rng = None if rng is None else get_rng(rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.dropout(x, self.p, self.training, rng=self.rng)
 
     def extra_repr(self) -> str:
@@ -43,5 +44,5 @@ class Dropout2d(Dropout):
     Shape: (N, C, H, W) → (N, C, H, W).
     """
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.dropout2d(x, self.p, self.training, rng=self.rng)

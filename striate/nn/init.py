@@ -127,12 +127,12 @@ def constant_(tensor: Tensor | np.ndarray, value: float) -> Tensor | np.ndarray:
     return tensor
 
 
-def zeros_(tensor):
+def zeros_(tensor: Tensor | np.ndarray) -> Tensor | np.ndarray:
     """Fill with 0."""
     return constant_(tensor, 0.0)
 
 
-def ones_(tensor):
+def ones_(tensor: Tensor | np.ndarray) -> Tensor | np.ndarray:
     """Fill with 1."""
     return constant_(tensor, 1.0)
 

@@ -8,6 +8,7 @@ import numpy as np
 from .. import functional as F
 from ..checks import check_int
 from ..random import get_rng
+from ..tensor import Tensor, TensorLike
 from . import init
 from .module import Module, Parameter
 
@@ -49,7 +50,7 @@ class Linear(Module):
         if self.bias is not None:
             init.uniform_(self.bias, -bound, bound, rng=rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -59,5 +60,5 @@ class Linear(Module):
 class Identity(Module):
     """Returns its input unchanged (a placeholder, or the shortcut of a residual block)."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x

@@ -53,7 +53,7 @@ class Module:
 
     training: bool
 
-    def __init__(self):
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -248,10 +248,10 @@ class Module:
         return missing, unexpected
 
     # -- calling -------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
         for hook in tuple(self.__dict__.get("_forward_hooks", {}).values()):
             result = hook(self, args, out)
@@ -328,7 +328,7 @@ class Sequential(_Container):
     Takes modules as arguments (named "0", "1", ...) or one OrderedDict of name → module.
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
             for name, module in modules[0].items():
@@ -339,12 +339,12 @@ class Sequential(_Container):
                     raise TypeError(f"Sequential expects Modules, got {type(module).__name__} at position {i}")
                 self.add_module(str(i), module)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Any:
         for module in self._modules.values():
             x = module(x)
         return x
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Module:
         items = list(self._modules.items())
         if isinstance(index, slice):
             return Sequential(OrderedDict(items[index]))

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from ..checks import check_int, check_number, to_tensor
+from ..tensor import Tensor, TensorLike
 from .module import Module, Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "LocalResponseNorm"]
@@ -74,7 +75,7 @@ class _BatchNorm(Module):
             if self.bias is not None:
                 self.bias.data[...] = 0
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = to_tensor(x, type(self).__name__)
         shape = tuple(x.shape)
         if len(shape) not in self._layouts or shape[1] != self.num_features:
@@ -144,7 +145,7 @@ class LayerNorm(Module):
             self.weight = None
             self.bias = None
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -166,7 +167,7 @@ class LocalResponseNorm(Module):
         self.beta = check_number(beta, "beta", "LocalResponseNorm")
         self.k = check_number(k, "k", "LocalResponseNorm")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
 
     def extra_repr(self) -> str:

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from ..checks import check_number, to_tensor
+from ..tensor import Tensor, TensorLike
 from .module import Module
 
 __all__ = ["Flatten", "Unflatten", "ZeroPad2d", "ConstantPad2d"]
@@ -30,7 +31,7 @@ class Flatten(Module):
         self.start_dim = _axis_arg(start_dim, "start_dim", "Flatten")
         self.end_dim = _axis_arg(end_dim, "end_dim", "Flatten")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.flatten(x, self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
@@ -53,7 +54,7 @@ class Unflatten(Module):
         if sum(s == -1 for s in self.sizes) > 1 or any(s < 1 and s != -1 for s in self.sizes):
             raise ValueError(f"Unflatten: sizes must be positive, with at most one -1, got {self.sizes}")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = to_tensor(x, "Unflatten")
         shape = tuple(x.shape)
         if not -len(shape) <= self.dim < len(shape):
@@ -91,7 +92,7 @@ class ConstantPad2d(Module):
         self.padding = tuple(int(p) for p in padding)
         self.value = check_number(value, "value", name)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.pad(x, self.padding, self.value)
 
     def extra_repr(self) -> str:
@@ -104,7 +105,7 @@ class ZeroPad2d(ConstantPad2d):
     Shape: (N, C, H, W) → (N, C, H + top + bottom, W + left + right).
     """
 
-    def __init__(self, padding):
+    def __init__(self, padding: int | Sequence[int]) -> None:
         super().__init__(padding, 0.0)
 
     def extra_repr(self) -> str:

@@ -9,7 +9,7 @@ graph; subclasses write the update for one parameter in ``_update``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -24,7 +24,7 @@ __all__ = ["Optimizer", "blocks"]
 _BLOCK = 1 << 16
 
 
-def blocks(*arrays):
+def blocks(*arrays: np.ndarray | None) -> Iterator[tuple[Any, ...]]:
     """Matching slices of same-shape arrays, ``_BLOCK`` elements at a time (None stays None).
 
     The slices are views: updating them in place updates the arrays. Small arrays, and
