@@ -11,11 +11,11 @@ from .gradcheck import gradcheck, GradcheckError
 from .random import manual_seed
 from .serialization import save, load, CheckpointError
 from .summary import summary
-from . import functional, random, nn, optim, data, models
+from . import checks, functional, random, nn, optim, data, models
 from .train import load_run, Run
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck",
            "GradcheckError", "manual_seed", "save", "load", "CheckpointError", "summary",
-           "functional", "random", "nn", "optim", "data", "models", "load_run", "Run"]
+           "checks", "functional", "random", "nn", "optim", "data", "models", "load_run", "Run"]

@@ -18,10 +18,12 @@ give), runs it through striate's ops and writes down each step::
 
 >>> from striate.explain import explain
 >>> e = explain("conv")
->>> print(e.text)                                        # doctest: +SKIP
+>>> print(e.text)
+Convolution, step by step: a 5×5 digit "0", kernel oblique (3×3), stride 1, padding 0
+...
 >>> e.arrays["pooled"].ravel().tolist()
 [3.0, 2.0, 2.0, 3.0]
->>> e.save_png("conv.png")                               # doctest: +SKIP
+>>> e.save_png("conv.png")          # writes conv.png here  # doctest: +SKIP
 
 The numbers come from the library's own ops (``F.conv2d``, ``F.max_pool2d``, ...,
 in float64), so an explanation is also a check that the op does what the text
@@ -32,16 +34,19 @@ arithmetic the text writes out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 
 from . import filters
 from . import functional as F
+from .checks import nonnegative_pair, normalize_name, positive_pair
 from .functional import reference as R
-from .functional._utils import nonnegative_pair, positive_pair
 from .tensor import Tensor, no_grad
 from .viz.images import Matrix, Picture, Symbol, format_number, plot_rows, rows_size
+
+Item = Union[Matrix, Picture, Symbol]
+Row = tuple[str, list[Item]]          # a caption and the items drawn side by side under it
 
 __all__ = ["Explanation", "explain", "TOPICS", "DIGIT_ZERO", "POOL_INPUT", "format_matrix",
            "explain_conv", "explain_pool", "explain_channels", "explain_layers", "explain_dropout",
@@ -147,7 +152,7 @@ def _float64(array, what: str) -> np.ndarray:
 def _kernel(kernel) -> tuple[np.ndarray, str]:
     """A kernel and its label, from a name or an array."""
     if isinstance(kernel, str):
-        return filters.get_kernel(kernel, dtype=np.float64), filters._key(kernel)
+        return filters.get_kernel(kernel, dtype=np.float64), normalize_name(kernel)
     k = _float64(kernel, "the kernel")
     if k.ndim != 2 or k.size == 0:
         raise ValueError(f"the kernel must be 2-D (kh, kw), got shape {k.shape}")
@@ -249,6 +254,7 @@ def explain_conv(image=None, kernel="oblique", stride=1, padding=0, pool: int = 
     input_style = dict(cmap="YlGn", vmin=min(0.0, padded.min()) - 1e-9,
                        vmax=2.0 * max(np.abs(padded).max(), 1e-9))
     map_style = _map_style(fmap)
+    rows: list[Row]
     rows = [("the kernel slides over the input" + (" (grey: zero padding)" if ph or pw else ""),
              [Matrix(padded, "input" + (" (padded)" if ph or pw else ""), grey=grey, **input_style),
               Symbol("⋆"), Matrix(k, f"kernel {kname}"), Symbol("="),
@@ -279,7 +285,7 @@ def explain_conv(image=None, kernel="oblique", stride=1, padding=0, pool: int = 
             rows[0][1].extend([Symbol("→"), Matrix(pooled, f"max pool {pool}×{pool}, stride {pool_stride}",
                                                    caption=f"code ({code})", **map_style)])
 
-    steps = []
+    steps: list[Item] = []
     shown = min(OH * OW, 12)
     for n in range(shown):
         i, j = divmod(n, OW)
@@ -375,11 +381,13 @@ def explain_pool(x=None, kernel_size: int = 2, stride: int | None = None) -> Exp
     H, W = x.shape
     if k > H or k > W:
         raise ValueError(f"explain pool: the {k}×{k} window is larger than the {H}×{W} input")
-    outputs, grads = {}, {}
+    outputs: dict[str, np.ndarray] = {}
+    grads: dict[str, np.ndarray] = {}
     for name, short, op, _ in _POOLS:
         t = Tensor(x[None, None], requires_grad=True, dtype=np.float64)
         out = op(t, k, s)
         out.backward(np.ones_like(out.data))               # an upstream gradient of 1 at every output
+        assert t.grad is not None                          # backward has just filled it
         outputs[short], grads[short] = out.data[0, 0], t.grad[0, 0]
     OH, OW = outputs["max"].shape
     arrays = {"input": x, **{f"{short}": outputs[short] for _, short, _, _ in _POOLS},
@@ -516,12 +524,13 @@ def explain_channels(image=None, size: int = 40, image_label: str = "") -> Expla
 
     def bar_map(a):
         return Picture(a, kind="signed", size=1.25, colorbar=True)
+    rows: list[Row]
     rows = [("input: one plane per colour",
-             [Picture(img, "colour image", caption=f"(1, 3, {H}, {W})", size=1.25)]
-             + [Picture(img[..., c], f"{name} plane", size=1.25, kind="photo") for c, name in
-                enumerate(("red", "green", "blue"))])]
+             [Picture(img, "colour image", caption=f"(1, 3, {H}, {W})", size=1.25),
+              *(Picture(img[..., c], f"{name} plane", size=1.25, kind="photo") for c, name in
+                enumerate(("red", "green", "blue")))])]
     for k in range(K):
-        items = []
+        items: list[Item] = []
         for c, cname in enumerate("RGB"):
             items.append(Matrix(weight[k, c], f"slice {cname}", decimals=2, cell=0.3))
         items.append(Symbol("→"))
@@ -639,7 +648,7 @@ def explain_layers(model=None) -> Explanation:
     if model is None:
         net, label = _lenet_style(), "LeNet-5-style stack (the layout of lenet5-modern)"
     elif isinstance(model, str):
-        net, label = models.get(model, rng=0), f"model {models._key(model)}"
+        net, label = models.get(model, rng=0), f"model {normalize_name(model, 'model')}"
     else:
         net, label = model, type(model).__name__
     input_shape = (1,) + tuple(getattr(net, "input_shape", (1, 32, 32)))
@@ -711,7 +720,7 @@ def explain_layers(model=None) -> Explanation:
 
 def _draw_layers(rows_text, title: str, path) -> tuple[int, int]:
     """Two bar charts side by side: values in each layer's output, and its parameters."""
-    from .viz._mpl import plt
+    from .viz.mpl import plt
     from .viz.images import DPI, save_png
     n = len(rows_text)
     labels = [f"{r[0]}  {r[1]}  {r[2]}" for r in rows_text]
@@ -769,6 +778,7 @@ def explain_dropout(p: float = 0.5, shape=(4, 8), seed: int = 0) -> Explanation:
     t = Tensor(x, requires_grad=True, dtype=np.float64)
     out = F.dropout(t, p, training=True, rng=seed)         # the same seed draws the same mask
     out.backward(np.ones_like(x))
+    assert t.grad is not None                          # backward has just filled it
     evaluated = F.dropout(x, p, training=False).data
     keep = scaled_mask > 0
     scale = 1 / (1 - p)
@@ -945,13 +955,14 @@ def explain_winograd(seed: int = 0) -> Explanation:
 
 # ---------------------------------------------------------------------------
 
-TOPICS = {"conv": explain_conv, "pool": explain_pool, "channels": explain_channels, "layers": explain_layers,
-          "dropout": explain_dropout, "batchnorm": explain_batchnorm, "winograd": explain_winograd}
+TOPICS: dict[str, Callable[..., Explanation]] = {
+    "conv": explain_conv, "pool": explain_pool, "channels": explain_channels, "layers": explain_layers,
+    "dropout": explain_dropout, "batchnorm": explain_batchnorm, "winograd": explain_winograd}
 
 
 def explain(topic: str, **options) -> Explanation:
     """The explanation of ``topic`` (one of :data:`TOPICS`), with that topic's options."""
-    key = topic.strip().lower() if isinstance(topic, str) else topic
+    key = normalize_name(topic, "topic")
     if key not in TOPICS:
         raise ValueError(f"unknown topic {topic!r}; choose one of: {', '.join(TOPICS)}")
     return TOPICS[key](**options)

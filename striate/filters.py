@@ -13,7 +13,10 @@ colour (H, W, 3) image.
 array([[-1.,  0.,  1.],
        [-2.,  0.,  2.],
        [-1.,  0.,  1.]], dtype=float32)
->>> edges = filters.apply(image, "sobel")            # doctest: +SKIP
+>>> image = np.zeros((28, 28), np.float32); image[:, 14:] = 1      # a vertical edge
+>>> edges = filters.apply(image, "sobel")
+>>> edges.shape, float(edges[14, 13]), float(edges[14, 2])
+((28, 28), 4.0, 0.0)
 
 Cross-correlation, not convolution
 ----------------------------------
@@ -72,8 +75,8 @@ from typing import Literal, Union
 
 import numpy as np
 
+from .checks import normalize_name, padding_sides, positive_pair
 from .functional import conv2d
-from .functional._utils import nonnegative_pair, positive_pair
 from .tensor import no_grad
 
 __all__ = ["KERNELS", "DESCRIPTIONS", "SHORT_DESCRIPTIONS", "MAGNITUDES", "names", "get_kernel", "gaussian_kernel",
@@ -180,8 +183,6 @@ def gaussian_kernel(sigma: float, radius: int | None = None, truncate: float = 4
     return np.outer(g, g).astype(dtype)
 
 
-def _key(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
 
 
 def names() -> list[str]:
@@ -199,7 +200,7 @@ def get_kernel(name: str, dtype=np.float32) -> np.ndarray:
     """
     if not isinstance(name, str):
         raise TypeError(f"get_kernel expects a kernel name (str), got {type(name).__name__}")
-    key = _key(name)
+    key = normalize_name(name)
     if key.startswith("gaussian:"):
         try:
             sigma = float(key.split(":", 1)[1])
@@ -226,7 +227,7 @@ KERNELS: dict[str, np.ndarray] = {name: get_kernel(name) for name in _ORDER if n
 
 def describe(name: str) -> str:
     """One line on what the filter ``name`` does."""
-    key = _key(name)
+    key = normalize_name(name)
     if key.startswith("gaussian:"):
         k = get_kernel(key)
         return f"Gaussian blur, σ = {key.split(':', 1)[1]}, {k.shape[0]}×{k.shape[1]} (cut at 4σ)"
@@ -316,23 +317,8 @@ def _as_kernel(kernel, dtype) -> np.ndarray:
     return kernel.astype(dtype)
 
 
-def _pads(padding, kernel_shape, stride) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) from "same", "valid", an int or a pair."""
-    kh, kw = kernel_shape
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0, 0, 0
-        if padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"filters.apply: padding='same' needs stride 1 (as conv2d), got stride "
-                                 f"{stride}; give the padding as a number instead")
-            return (kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2
-        raise ValueError(f"filters.apply: padding must be 'same', 'valid', an int or a pair, got {padding!r}")
-    ph, pw = nonnegative_pair(padding, "padding", "filters.apply")
-    return ph, ph, pw, pw
-
-
-_NUMPY_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}
+_NUMPY_MODES: dict[str, Literal["constant", "reflect", "edge"]] = {"zeros": "constant", "reflect": "reflect",
+                                                                  "replicate": "edge"}
 
 # The most values one conv2d call may copy into its window matrix (C·kh·kw × positions):
 # larger images are filtered in horizontal strips, so a big kernel on a big photo
@@ -398,11 +384,11 @@ def apply(image, kernel: KernelLike, stride=1, padding="same", border: Border = 
     stride = positive_pair(stride, "stride", "filters.apply")
     if border not in _NUMPY_MODES:
         raise ValueError(f"filters.apply: border must be 'zeros', 'reflect' or 'replicate', got {border!r}")
-    if isinstance(kernel, str) and _key(kernel) in MAGNITUDES:
-        gx, gy = (apply(image, k, stride, padding, border) for k in MAGNITUDES[_key(kernel)])
+    if isinstance(kernel, str) and normalize_name(kernel) in MAGNITUDES:
+        gx, gy = (apply(image, k, stride, padding, border) for k in MAGNITUDES[normalize_name(kernel)])
         return np.sqrt(gx * gx + gy * gy)
     k = _as_kernel(kernel, image.dtype)
-    return _correlate(image, k, stride, _pads(padding, k.shape, stride), border)
+    return _correlate(image, k, stride, padding_sides(padding, k.shape, "filters.apply", stride), border)
 
 
 def convolve(image, kernel: KernelLike, stride=1, padding="same", border: Border = "zeros") -> np.ndarray:
@@ -412,7 +398,7 @@ def convolve(image, kernel: KernelLike, stride=1, padding="same", border: Border
     :func:`apply`; for Sobel it gives the negated map. Arguments as :func:`apply`;
     the gradient magnitudes are unchanged by the flip (both parts change sign).
     """
-    if isinstance(kernel, str) and _key(kernel) in MAGNITUDES:
+    if isinstance(kernel, str) and normalize_name(kernel) in MAGNITUDES:
         return apply(image, kernel, stride, padding, border)
     image = _as_image(image)
     return apply(image, flip(_as_kernel(kernel, image.dtype)), stride, padding, border)

@@ -40,7 +40,7 @@ def get_rng(rng: np.random.Generator | int | None = None) -> np.random.Generator
 
 def get_state() -> dict:
     """The default generator's state (a JSON-friendly dict)."""
-    return _default.bit_generator.state
+    return dict(_default.bit_generator.state)
 
 
 def set_state(state: dict) -> None:

@@ -245,7 +245,7 @@ def _read_header(raw: bytes, source: str) -> dict:
     """Check the framing and the JSON header before the safetensors library sees the bytes."""
     n = struct.unpack("<Q", raw[:8])[0] if len(raw) >= 8 else None
     framed = n is not None and 0 < n <= min(_MAX_HEADER, len(raw) - 8) and raw[8:9] == b"{"
-    if not framed:
+    if not framed or n is None:
         # Only now guess what else it is: a valid header length can begin like a pickle (0x80 0x02 ...).
         foreign = _describe_foreign(raw[:8])
         if foreign:

@@ -8,8 +8,8 @@ any model, Sequential or custom, with branches or skip connections.
 
 Example::
 
-    >>> st.summary(nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
-    ...                          nn.Flatten(), nn.Linear(6 * 14 * 14, 10)), (1, 1, 28, 28))
+    >>> table = st.summary(nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
+    ...                                  nn.Flatten(), nn.Linear(6 * 14 * 14, 10)), (1, 1, 28, 28))
     Input: (N, 1, 28, 28)
     Layer  Type       Output shape    Params
     ========================================
@@ -22,6 +22,8 @@ Example::
     Total params: 11,926
     Trainable params: 11,926
     Non-trainable params: 0
+    >>> table.total_params
+    11926
 """
 from __future__ import annotations
 

@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence, Union, cast
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Tensor", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled",
-    "array_module", "unbroadcast", "DEFAULT_DTYPE",
+    "array_module", "unbroadcast", "DEFAULT_DTYPE", "TensorLike", "Gradients",
 ]
+
+#: What ops accept as data: a Tensor, or anything NumPy makes an array of (arrays, lists, numbers).
+TensorLike = Union["Tensor", npt.ArrayLike]
+#: What an op's backward returns: dL/d(input) for each input, None where none is needed.
+Gradients = tuple[Optional[np.ndarray], ...]
 
 DEFAULT_DTYPE = np.float32
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -48,7 +54,7 @@ def is_grad_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def _set_grad_enabled(mode: bool):
+def _set_grad_enabled(mode: bool) -> Iterator[None]:
     previous = _grad_mode.enabled
     _grad_mode.enabled = mode
     try:
@@ -57,7 +63,7 @@ def _set_grad_enabled(mode: bool):
         _grad_mode.enabled = previous
 
 
-def no_grad():
+def no_grad() -> ContextManager[None]:
     """Context manager: ops inside record no graph (inference, optimizer steps).
 
     The previous mode is restored on exit, also when the body raises.
@@ -65,7 +71,7 @@ def no_grad():
     return _set_grad_enabled(False)
 
 
-def enable_grad():
+def enable_grad() -> ContextManager[None]:
     """Context manager: turn graph recording back on inside a ``no_grad`` block."""
     return _set_grad_enabled(True)
 
@@ -74,7 +80,7 @@ def enable_grad():
 # array helpers
 
 
-def array_module(*arrays):
+def array_module(*arrays: object) -> Any:
     """The array library the arrays belong to: NumPy today.
 
     Ops call ``xp = array_module(x.data)`` and write ``xp.zeros(...)`` so that a
@@ -93,7 +99,7 @@ def array_module(*arrays):
     return np
 
 
-def _to_array(data, dtype=None):
+def _to_array(data: TensorLike, dtype: npt.DTypeLike | None = None) -> np.ndarray:
     """Convert data to an ndarray of a supported dtype (float32 unless told)."""
     if isinstance(data, Tensor):
         data = data.data
@@ -113,7 +119,7 @@ def _to_array(data, dtype=None):
     return arr
 
 
-def unbroadcast(grad, shape):
+def unbroadcast(grad: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``."""
     if grad.shape == tuple(shape):
         return grad
@@ -160,21 +166,22 @@ class Tensor:
     # graph without a word): call ``t.exp()``, or ``np.exp(t.data)`` for a plain array.
     __array_ufunc__ = None
 
-    def __init__(self, data, requires_grad: bool = False, dtype=None):
+    def __init__(self, data: TensorLike, requires_grad: bool = False, dtype: npt.DTypeLike | None = None):
         self.data = _to_array(data, dtype)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only float tensors can require gradients, got dtype {self.data.dtype}")
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._parents: tuple[Tensor, ...] = ()
-        self._backward = None
+        self._backward: Optional[Callable[..., Any]] = None
         self._op = ""
         self._is_leaf = True
         self._retains_grad = False
         self._freed = False
 
     @classmethod
-    def from_op(cls, data, parents: Sequence["Tensor"], backward: Callable, op: str = "") -> "Tensor":
+    def from_op(cls, data: Any, parents: Sequence["Tensor"], backward: Optional[Callable[..., Any]],
+                op: str = "") -> "Tensor":
         """Make the output of an op.
 
         ``backward(g)`` receives dL/d(output) (same shape as ``data``) and returns
@@ -207,7 +214,7 @@ class Tensor:
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.data.dtype
 
     @property
@@ -229,7 +236,7 @@ class Tensor:
         """The underlying array (not a copy)."""
         return self.data
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         # np.asarray(t) gives the data (no gradient), for plotting and saving.
         return np.array(self.data, dtype=dtype, copy=copy)
 
@@ -250,7 +257,7 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def astype(self, dtype) -> "Tensor":
+    def astype(self, dtype: npt.DTypeLike) -> "Tensor":
         """A copy converted to another float dtype (gradients convert back)."""
         src = self.dtype
         return Tensor.from_op(self.data.astype(dtype), (self,),
@@ -263,7 +270,7 @@ class Tensor:
             extra += f", dtype={self.dtype}"
         return f"Tensor({body}{extra})"
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         if self.data.size != 1:
             raise ValueError("the truth value of a tensor with more than one element is ambiguous")
         return bool(self.data)
@@ -271,11 +278,11 @@ class Tensor:
     def __float__(self) -> float:
         return float(self.item())
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return id(self)
 
     # -- autograd ------------------------------------------------------------
-    def backward(self, grad=None, retain_graph: bool = False) -> None:
+    def backward(self, grad: TensorLike | None = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) · grad into ``.grad`` of every leaf that requires it.
 
         Args:
@@ -291,15 +298,15 @@ class Tensor:
             if self.data.size != 1:
                 raise RuntimeError(f"backward() without a gradient needs a one-element tensor, "
                                    f"got shape {self.shape}; pass grad= of that shape")
-            grad = xp.ones_like(self.data)
+            root = xp.ones_like(self.data)
         else:
-            grad = _to_array(grad, self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward() expects grad of shape {self.shape}, got {grad.shape}")
+            root = _to_array(grad, self.dtype)
+            if root.shape != self.shape:
+                raise ValueError(f"backward() expects grad of shape {self.shape}, got {root.shape}")
 
         order = _topological_order(self)
-        grads = {id(self): grad}
-        del grad                      # the root gradient lives on in ``grads`` only
+        grads: dict[int, np.ndarray] = {id(self): root}
+        del grad, root                # the root gradient lives on in ``grads`` only
         for node in order:
             g = grads.pop(id(node), None)
             if g is None:
@@ -308,7 +315,7 @@ class Tensor:
                 node._accumulate(g)
                 if node._is_leaf:
                     continue
-            if node._freed:
+            if node._freed or node._backward is None:
                 raise RuntimeError("backward through a graph that was already freed; "
                                    "call backward(retain_graph=True) the first time")
             parent_grads = node._backward(g)
@@ -340,7 +347,7 @@ class Tensor:
                 node._parents = ()
                 node._freed = True
 
-    def _accumulate(self, g) -> None:
+    def _accumulate(self, g: np.ndarray) -> None:
         if self.grad is None:
             # A copy: the same array may be handed to several tensors (a + b)
             # or be an op's saved output, and optimizers update .grad in place.
@@ -349,116 +356,118 @@ class Tensor:
             self.grad += g
 
     # -- arithmetic (forward and backward side by side) ------------------------
-    def __add__(self, other):
+    def __add__(self, other: TensorLike) -> Tensor:
         return add(self, other)
 
-    def __radd__(self, other):
+    def __radd__(self, other: TensorLike) -> Tensor:
         return add(other, self)
 
-    def __sub__(self, other):
+    def __sub__(self, other: TensorLike) -> Tensor:
         return sub(self, other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: TensorLike) -> Tensor:
         return sub(other, self)
 
-    def __mul__(self, other):
+    def __mul__(self, other: TensorLike) -> Tensor:
         return mul(self, other)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: TensorLike) -> Tensor:
         return mul(other, self)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: TensorLike) -> Tensor:
         return div(self, other)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: TensorLike) -> Tensor:
         return div(other, self)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: TensorLike) -> Tensor:
         return matmul(self, other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other: TensorLike) -> Tensor:
         return matmul(other, self)
 
-    def __pow__(self, exponent):
+    def __pow__(self, exponent: float) -> Tensor:
         return power(self, exponent)
 
-    def __rpow__(self, base):
+    def __rpow__(self, base: TensorLike) -> Tensor:
         return rpower(base, self)
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         return neg(self)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Tensor:
         return getitem(self, index)
 
     # comparisons give plain boolean arrays (no gradient)
-    def __lt__(self, other):
+    def __lt__(self, other: TensorLike) -> np.ndarray:
         return self.data < _data(other)
 
-    def __le__(self, other):
+    def __le__(self, other: TensorLike) -> np.ndarray:
         return self.data <= _data(other)
 
-    def __gt__(self, other):
+    def __gt__(self, other: TensorLike) -> np.ndarray:
         return self.data > _data(other)
 
-    def __ge__(self, other):
+    def __ge__(self, other: TensorLike) -> np.ndarray:
         return self.data >= _data(other)
 
     # -- reductions and shape ------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False):
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return sum_(self, axis, keepdims)
 
-    def mean(self, axis=None, keepdims: bool = False):
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return mean(self, axis, keepdims)
 
-    def max(self, axis=None, keepdims: bool = False):
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return max_(self, axis, keepdims)
 
-    def argmax(self, axis=None):
+    def argmax(self, axis: int | None = None) -> Any:
         return self.data.argmax(axis=axis)
 
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return reshape(self, shape)
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``."""
+        first = shape[0] if len(shape) == 1 else None
+        dims = tuple(first) if isinstance(first, (tuple, list)) else cast("tuple[int, ...]", shape)
+        return reshape(self, dims)
 
-    def view(self, *shape):
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
         return self.reshape(*shape)
 
-    def flatten(self, start_dim: int = 0):
+    def flatten(self, start_dim: int = 0) -> Tensor:
         return reshape(self, self.shape[:start_dim] + (-1,))
 
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return transpose(self, axes or None)
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
+        """``t.transpose(1, 0)`` or ``t.transpose((1, 0))``; none reverses the axes."""
+        first = axes[0] if len(axes) == 1 else None
+        order = tuple(first) if isinstance(first, (tuple, list)) else cast("tuple[int, ...]", axes)
+        return transpose(self, order or None)
 
-    def permute(self, *axes):
+    def permute(self, *axes: int | Sequence[int]) -> Tensor:
         return self.transpose(*axes)
 
     @property
-    def T(self):
+    def T(self) -> Tensor:
         return transpose(self, None)
 
-    def exp(self):
+    def exp(self) -> Tensor:
         return exp(self)
 
-    def log(self):
+    def log(self) -> Tensor:
         return log(self)
 
-    def sqrt(self):
+    def sqrt(self) -> Tensor:
         return power(self, 0.5)
 
-    def abs(self):
+    def abs(self) -> Tensor:
         return abs_(self)
 
 
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+def tensor(data: TensorLike, requires_grad: bool = False, dtype: npt.DTypeLike | None = None) -> Tensor:
     """Same as ``Tensor(data, requires_grad, dtype)``."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def as_tensor(x, dtype=None) -> Tensor:
+def as_tensor(x: TensorLike, dtype: npt.DTypeLike | None = None) -> Tensor:
     """``x`` itself if it is a Tensor, else a new constant Tensor.
 
     A float ndarray keeps its dtype (float32 or float64); anything else becomes float32.
@@ -470,11 +479,11 @@ def as_tensor(x, dtype=None) -> Tensor:
     return Tensor(x, dtype=dtype)
 
 
-def _data(x):
+def _data(x: TensorLike) -> Any:
     return x.data if isinstance(x, Tensor) else x
 
 
-def _constant_like(x, t: Tensor) -> Tensor:
+def _constant_like(x: Any, t: Tensor) -> Tensor:
     """A number or array meeting Tensor ``t`` in arithmetic, as a constant Tensor.
 
     Against a float tensor it takes that tensor's dtype, whatever it was
@@ -487,7 +496,7 @@ def _constant_like(x, t: Tensor) -> Tensor:
     return Tensor(x, dtype=x.dtype if x.dtype.kind in "iub" else None)
 
 
-def _pair_operands(a, b):
+def _pair_operands(a: TensorLike, b: TensorLike) -> tuple[Tensor, Tensor]:
     """Make both operands Tensors of one dtype family.
 
     Numbers and arrays take the tensor's dtype; an integer tensor meeting a
@@ -496,8 +505,8 @@ def _pair_operands(a, b):
     gradients are converted back to each input's dtype by ``backward``.
     """
     if not isinstance(a, Tensor):
-        a = _constant_like(a, b)
-    elif not isinstance(b, Tensor):
+        a = _constant_like(a, b) if isinstance(b, Tensor) else as_tensor(a)
+    if not isinstance(b, Tensor):
         b = _constant_like(b, a)
     if a.dtype.kind == "f" and b.dtype.kind != "f":
         b = Tensor(b.data, dtype=a.dtype)
@@ -531,54 +540,54 @@ def _topological_order(root: Tensor) -> list[Tensor]:
 # elementwise arithmetic; ``g`` is dL/d(out) throughout
 
 
-def add(a, b) -> Tensor:
+def add(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a + b (broadcasting)."""
     a, b = _pair_operands(a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
     return Tensor.from_op(a.data + b.data, (a, b), backward, "add")
 
 
-def sub(a, b) -> Tensor:
+def sub(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a - b (broadcasting)."""
     a, b = _pair_operands(a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
     return Tensor.from_op(a.data - b.data, (a, b), backward, "sub")
 
 
-def mul(a, b) -> Tensor:
+def mul(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a * b (broadcasting)."""
     a, b = _pair_operands(a, b)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         da = unbroadcast(g * b.data, a.shape) if a.requires_grad else None
         db = unbroadcast(g * a.data, b.shape) if b.requires_grad else None
         return da, db
     return Tensor.from_op(a.data * b.data, (a, b), backward, "mul")
 
 
-def div(a, b) -> Tensor:
+def div(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a / b (broadcasting)."""
     a, b = _pair_operands(a, b)
     out = a.data / b.data
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         da = unbroadcast(g / b.data, a.shape) if a.requires_grad else None   # 1/b
         db = unbroadcast(-g * out / b.data, b.shape) if b.requires_grad else None   # -a/b²
         return da, db
     return Tensor.from_op(out, (a, b), backward, "div")
 
 
-def neg(a) -> Tensor:
+def neg(a: TensorLike) -> Tensor:
     """out = -a."""
     a = as_tensor(a)
     return Tensor.from_op(-a.data, (a,), lambda g: (-g,), "neg")
 
 
-def power(a, exponent) -> Tensor:
+def power(a: TensorLike, exponent: float) -> Tensor:
     """out = a ** exponent, for a constant exponent (a number)."""
     a = as_tensor(a)
     if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
@@ -587,14 +596,14 @@ def power(a, exponent) -> Tensor:
     p = float(exponent)
     out = a.data ** a.dtype.type(p)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         if p == 0:   # a^0 = 1 everywhere; p·a^(p-1) would give 0·inf = nan at a = 0
             return (array_module(g).zeros_like(a.data),)
         return (g * (p * a.data ** a.dtype.type(p - 1)),)   # p·a^(p-1)
     return Tensor.from_op(out, (a,), backward, "pow")
 
 
-def rpower(base, a) -> Tensor:
+def rpower(base: TensorLike, a: TensorLike) -> Tensor:
     """out = base ** a, for a constant positive base (a number): ``2 ** t``."""
     a = as_tensor(a)
     if isinstance(base, Tensor) or np.ndim(base) != 0:
@@ -603,12 +612,12 @@ def rpower(base, a) -> Tensor:
     base = a.dtype.type(base)
     out = xp.power(base, a.data)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * out * xp.log(base),)   # ln(base)·base^a
     return Tensor.from_op(out, (a,), backward, "rpow")
 
 
-def exp(a) -> Tensor:
+def exp(a: TensorLike) -> Tensor:
     """out = e^a."""
     a = as_tensor(a)
     xp = array_module(a.data)
@@ -616,21 +625,21 @@ def exp(a) -> Tensor:
     return Tensor.from_op(out, (a,), lambda g: (g * out,), "exp")
 
 
-def log(a) -> Tensor:
+def log(a: TensorLike) -> Tensor:
     """out = ln a."""
     a = as_tensor(a)
     xp = array_module(a.data)
     return Tensor.from_op(xp.log(a.data), (a,), lambda g: (g / a.data,), "log")
 
 
-def abs_(a) -> Tensor:
+def abs_(a: TensorLike) -> Tensor:
     """out = |a|; the gradient at 0 is 0."""
     a = as_tensor(a)
     xp = array_module(a.data)
     return Tensor.from_op(xp.abs(a.data), (a,), lambda g: (g * xp.sign(a.data),), "abs")
 
 
-def matmul(a, b) -> Tensor:
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """out = a @ b with NumPy's rules (1-D operands, batched stacks broadcast)."""
     a, b = _pair_operands(a, b)
     xp = array_module(a.data)
@@ -643,7 +652,7 @@ def matmul(a, b) -> Tensor:
                          f"got {a.shape} @ {b.shape}")
     out = xp.matmul(a.data, b.data)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         A = a.data[None, :] if a.ndim == 1 else a.data      # (..., n, k)
         B = b.data[:, None] if b.ndim == 1 else b.data      # (..., k, m)
         # Give g back the axes that 1-D operands dropped: (..., n, m). The m axis
@@ -668,7 +677,7 @@ def matmul(a, b) -> Tensor:
 # reductions
 
 
-def _norm_axes(axis, ndim, op="reduction"):
+def _norm_axes(axis: int | Sequence[int] | None, ndim: int, op: str = "reduction") -> tuple[int, ...]:
     """``axis`` (None, an int or a tuple, negatives allowed) as sorted non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
@@ -682,7 +691,8 @@ def _norm_axes(axis, ndim, op="reduction"):
     return tuple(normed)
 
 
-def _expand_reduced(g, axes, shape, keepdims):
+def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], shape: tuple[int, ...],
+                    keepdims: bool) -> np.ndarray:
     """Give a reduced gradient back its reduced axes (size 1) so it broadcasts to shape."""
     if not keepdims:
         for ax in axes:
@@ -690,19 +700,19 @@ def _expand_reduced(g, axes, shape, keepdims):
     return g
 
 
-def sum_(a, axis=None, keepdims: bool = False) -> Tensor:
+def sum_(a: TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (all axes when None)."""
     a = as_tensor(a)
     xp = array_module(a.data)
     axes = _norm_axes(axis, a.ndim, "sum")
     out = a.data.sum(axis=axes, keepdims=keepdims)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (xp.broadcast_to(_expand_reduced(g, axes, a.shape, keepdims), a.shape).astype(a.dtype),)
     return Tensor.from_op(out, (a,), backward, "sum")
 
 
-def mean(a, axis=None, keepdims: bool = False) -> Tensor:
+def mean(a: TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (all axes when None)."""
     a = as_tensor(a)
     xp = array_module(a.data)
@@ -710,19 +720,19 @@ def mean(a, axis=None, keepdims: bool = False) -> Tensor:
     count = int(np.prod([a.shape[ax] for ax in axes])) if axes else 1
     out = a.data.mean(axis=axes, keepdims=keepdims)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         g = _expand_reduced(g, axes, a.shape, keepdims) / a.dtype.type(count)
         return (xp.broadcast_to(g, a.shape).astype(a.dtype),)
     return Tensor.from_op(out, (a,), backward, "mean")
 
 
-def max_(a, axis=None, keepdims: bool = False) -> Tensor:
+def max_(a: TensorLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Maximum over ``axis``; on ties the gradient is shared equally (like ``torch.amax``)."""
     a = as_tensor(a)
     axes = _norm_axes(axis, a.ndim, "max")
     out = a.data.max(axis=axes, keepdims=keepdims)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         m = _expand_reduced(out, axes, a.shape, keepdims)
         winners = (a.data == m).astype(a.dtype)
         winners /= winners.sum(axis=axes, keepdims=True)
@@ -734,7 +744,7 @@ def max_(a, axis=None, keepdims: bool = False) -> Tensor:
 # shape
 
 
-def reshape(a, shape) -> Tensor:
+def reshape(a: TensorLike, shape: Sequence[int]) -> Tensor:
     """Same data, new shape (one entry may be -1)."""
     a = as_tensor(a)
     try:
@@ -745,7 +755,7 @@ def reshape(a, shape) -> Tensor:
     return Tensor.from_op(out, (a,), lambda g: (g.reshape(a.shape),), "reshape")
 
 
-def transpose(a, axes=None) -> Tensor:
+def transpose(a: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     """Permute the axes (reverse them when ``axes`` is None)."""
     a = as_tensor(a)
     if axes is not None:
@@ -759,12 +769,12 @@ def transpose(a, axes=None) -> Tensor:
     return Tensor.from_op(out, (a,), lambda g: (g.transpose(inverse),), "transpose")
 
 
-def _is_basic_index(index) -> bool:
+def _is_basic_index(index: object) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
 
 
-def getitem(a, index) -> Tensor:
+def getitem(a: TensorLike, index: Any) -> Tensor:
     """``a[index]``: slices, integers, ``None``, ``...`` and integer/bool arrays.
 
     The gradient goes back to the selected elements; an element selected twice
@@ -779,7 +789,7 @@ def getitem(a, index) -> Tensor:
     out = a.data[index]
     basic = _is_basic_index(index)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         da = xp.zeros_like(a.data)
         if basic:
             da[index] = g

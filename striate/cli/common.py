@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..checks import normalize_name
+
 __all__ = ["CLIError", "Parser", "RAW", "model_name", "plural", "read_json", "out_dir"]
 
 #: help texts keep their line breaks (examples, tables)
@@ -29,7 +31,7 @@ class Parser(argparse.ArgumentParser):
 def model_name(text: str) -> str:
     """A registered model's name from what the user typed ("LeNet5_Modern" -> "lenet5-modern")."""
     from .. import models
-    name = text.strip().lower().replace("_", "-")
+    name = normalize_name(text, "model")
     if name not in models.names():
         raise CLIError(f"unknown model {text!r}; choose one of: {', '.join(models.names())}")
     return name

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..checks import normalize_name
 from .common import RAW, CLIError
 
 __all__ = ["add_commands", "cmd_experiment"]
@@ -34,7 +35,7 @@ def cmd_experiment(args) -> int:
             print("\nname one of them, or 'all'")
             return 2
         return 0
-    name = args.name.strip().lower()
+    name = normalize_name(args.name, "experiment")
     if name != "all" and name not in experiments.EXPERIMENTS:
         raise CLIError(f"unknown experiment {args.name!r}; choose one of: {', '.join(experiments.EXPERIMENTS)}, "
                      f"or all (striate experiment --list says what each tests)")

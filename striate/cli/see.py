@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import normalize_name
 from .common import RAW, CLIError, model_name, out_dir
 
 __all__ = ["add_commands", "cmd_summary", "cmd_filters", "cmd_explain", "cmd_show", "DEFAULT_FILTERS"]
@@ -37,7 +38,7 @@ def _picture(image: str | None, sample: str | None, mode: str = "RGB") -> tuple[
     if image:
         return load_image(image, mode=mode), Path(image).stem
     name = sample or "grace-hopper"
-    return load_sample(name, mode=mode), name.strip().lower().replace("_", "-")   # ImageError names the choices
+    return load_sample(name, mode=mode), normalize_name(name)   # ImageError names the choices
 
 
 def _is_gray(image: np.ndarray) -> bool:
@@ -55,10 +56,10 @@ def _kernel_arg(text: str, what: str):
         except ValueError as exc:
             raise CLIError(f"{what}: {exc}") from None
     try:
-        return filters.get_kernel(text, dtype=np.float64), filters._key(text)
+        return filters.get_kernel(text, dtype=np.float64), normalize_name(text)
     except ValueError as exc:
-        if filters._key(text) in filters.MAGNITUDES:
-            return text, filters._key(text)
+        if normalize_name(text) in filters.MAGNITUDES:
+            return text, normalize_name(text)
         raise CLIError(f"{what}: {exc}") from None
 
 

@@ -34,6 +34,7 @@ from typing import ClassVar, Union
 
 import numpy as np
 
+from ..checks import normalize_name
 from .idx import ChecksumError, read_idx
 from .transforms import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD
 
@@ -274,7 +275,7 @@ class MNIST(_MNISTFamily):
         download: fetch the files into the cache when no folder has them.
         verify: check the files' MD5 checksums.
 
-    >>> ds = MNIST(train=False)                                 # doctest: +SKIP
+    >>> ds = MNIST(train=False)                   # needs the MNIST files  # doctest: +SKIP
     >>> ds.images.shape, ds.labels[:3]                          # doctest: +SKIP
     ((10000, 28, 28), array([7, 2, 1]))
     """
@@ -321,7 +322,7 @@ def get_dataset(name: str, train: bool = True, root: PathLike | None = None, **k
 
     Extra keyword arguments (``download``, ``verify``) go to the class.
     """
-    key = name.strip().lower().replace("_", "-")
+    key = normalize_name(name, "data set")
     key = {"fashionmnist": "fashion-mnist", "fashion": "fashion-mnist"}.get(key, key)
     if key not in DATASETS:
         raise ValueError(f"get_dataset: unknown data set {name!r}; expected one of {', '.join(DATASETS)}")

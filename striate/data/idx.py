@@ -38,7 +38,7 @@ __all__ = ["IDXError", "ChecksumError", "read_idx", "write_idx", "file_md5", "ch
 PathLike = Union[str, "os.PathLike[str]"]
 
 # type code -> (name used in the IDX documentation, big-endian dtype)
-_TYPES = {
+_TYPES: dict[int, tuple[str, np.dtype]] = {
     0x08: ("ubyte", np.dtype(">u1")),
     0x09: ("byte", np.dtype(">i1")),
     0x0B: ("short", np.dtype(">i2")),

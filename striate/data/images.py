@@ -7,7 +7,7 @@ single digit, dark-on-light or light-on-dark, of any size: a thin pen stroke on
 a big canvas is thickened to MNIST's stroke width (about 2.5 pixels of 28)
 instead of fading away when the picture is shrunk.
 
->>> digit = mnist_style("my_seven.png")          # doctest: +SKIP
+>>> digit = mnist_style("my_seven.png")          # a photo of your own  # doctest: +SKIP
 >>> digit.shape, digit.dtype, digit.max()         # doctest: +SKIP
 ((28, 28), dtype('float32'), 1.0)
 """
@@ -232,7 +232,8 @@ def _mnist_style(image, size: int, box: int, threshold: float) -> np.ndarray:
             crop = _max_filter(crop, k)[:h, :w]
 
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize((new_w, new_h), Image.LANCZOS)
+    resized = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize((new_w, new_h),
+                                                                          Image.Resampling.LANCZOS)
     digit = np.clip(np.asarray(resized, dtype=np.float32), 0.0, None)
     digit = np.clip(digit / max(float(digit.max()), 1e-6), 0.0, 1.0)     # full-strength ink, as in MNIST
 

@@ -71,7 +71,7 @@ class DataLoader:
     next batch. ``len(loader)`` is the number of batches in a full epoch. One pass
     at a time: :meth:`iter_epoch` gives any epoch's batches without moving the loader.
 
-    >>> loader = DataLoader(MNIST(), batch_size=64, shuffle=True, seed=0,      # doctest: +SKIP
+    >>> loader = DataLoader(MNIST(), batch_size=64, shuffle=True, seed=0,  # needs MNIST  # doctest: +SKIP
     ...                     transform=mnist_preprocess(pad_to=32))
     >>> x, y = next(iter(loader)); x.shape, y.shape                             # doctest: +SKIP
     ((64, 1, 32, 32), (64,))

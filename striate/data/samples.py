@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import normalize_name
 from .images import ImageError, load_image
 
 __all__ = ["SAMPLES", "sample_names", "sample_path", "load_sample", "resize"]
@@ -63,15 +64,9 @@ def _package_folder(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def _key(name: str) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"sample names are strings, got {type(name).__name__}: {name!r}")
-    return name.strip().lower().replace("_", "-")
-
-
 def sample_path(name: str) -> Path:
     """The file of sample ``name``; raises ImageError naming the choices if it is not available."""
-    key = _key(name)
+    key = normalize_name(name, "sample")
     if key not in SAMPLES:
         raise ImageError(f"unknown sample image {name!r}; available here: {', '.join(sample_names())}")
     package, filename, _ = SAMPLES[key]
@@ -132,6 +127,7 @@ def resize(image: np.ndarray, max_side: int) -> np.ndarray:
     scale = max_side / max(H, W)
     size = (max(1, round(W * scale)), max(1, round(H * scale)))        # Pillow wants (width, height)
     planes = [image] if image.ndim == 2 else [image[..., c] for c in range(image.shape[2])]
-    out = [np.asarray(Image.fromarray(p, mode="F").resize(size, Image.BOX), dtype=np.float32) for p in planes]
+    out = [np.asarray(Image.fromarray(p, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32)
+           for p in planes]
     return out[0] if image.ndim == 2 else np.stack(out, axis=2)
 

@@ -17,7 +17,7 @@ called as ``step(x, rng)``, and :class:`Compose` runs several in order.
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -82,21 +82,21 @@ def normalize(x, mean: float | Sequence[float], std: float | Sequence[float]) ->
     """
     x = np.asarray(x)
     _check_float(x, "normalize")
-    mean = np.asarray(mean, dtype=x.dtype)
-    std = np.asarray(std, dtype=x.dtype)
-    if mean.ndim > 1 or std.ndim > 1:
+    m = np.asarray(mean, dtype=x.dtype)
+    s = np.asarray(std, dtype=x.dtype)
+    if m.ndim > 1 or s.ndim > 1:
         raise ValueError(f"normalize expects mean and std as numbers or per-channel sequences, "
-                         f"got shapes {mean.shape} and {std.shape}")
-    if np.any(std <= 0):
-        raise ValueError(f"normalize expects std > 0, got {std.tolist()}")
-    if mean.ndim == 1 or std.ndim == 1:
+                         f"got shapes {m.shape} and {s.shape}")
+    if np.any(s <= 0):
+        raise ValueError(f"normalize expects std > 0, got {s.tolist()}")
+    if m.ndim == 1 or s.ndim == 1:
         channels = x.shape[1] if x.ndim == 4 else None
-        for name, v in (("mean", mean), ("std", std)):
+        for name, v in (("mean", m), ("std", s)):
             if v.ndim == 1 and v.shape[0] != channels:
                 raise ValueError(f"normalize: {name} has {v.shape[0]} values, expected one per channel of "
                                  f"a batch (N, C, H, W); got x of shape {x.shape}")
-        mean, std = mean.reshape(-1, 1, 1), std.reshape(-1, 1, 1)
-    return (x - mean) / std
+        m, s = m.reshape(-1, 1, 1), s.reshape(-1, 1, 1)
+    return (x - m) / s
 
 
 def pad(x, padding: int | Sequence[int], value: float = 0.0) -> np.ndarray:
@@ -270,7 +270,10 @@ def random_affine(x, degrees: Range = 0.0, translate: Range | None = None, scale
     angle = rng.uniform(lo, hi, size=N)
     shift = np.zeros((N, 2))
     if translate is not None:
-        fy, fx = (translate, translate) if np.isscalar(translate) else translate
+        if isinstance(translate, (int, float, np.integer, np.floating)):
+            fy = fx = float(translate)
+        else:
+            fy, fx = translate
         if not (0 <= fy <= 1 and 0 <= fx <= 1):
             raise ValueError(f"random_affine: translate fractions must be in [0, 1], got {translate!r}")
         shift = np.stack([rng.uniform(-fy * H, fy * H, size=N), rng.uniform(-fx * W, fx * W, size=N)], axis=1)
@@ -281,7 +284,7 @@ def random_affine(x, degrees: Range = 0.0, translate: Range | None = None, scale
         lo, hi = _range(scale, "scale")
         if lo <= 0:
             raise ValueError(f"random_affine: scale must be positive, got {scale!r}")
-        factor = rng.uniform(lo, hi, size=N)
+        factor = rng.uniform(lo, hi, size=(N,))
     return affine(x, angle, shift, factor)
 
 
@@ -289,7 +292,7 @@ def random_affine(x, degrees: Range = 0.0, translate: Range | None = None, scale
 # steps and chaining
 
 
-Step = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+Step = Callable[[np.ndarray, Optional[np.random.Generator]], np.ndarray]
 
 
 def as_step(fn: Callable) -> Step:

@@ -16,8 +16,8 @@ table and a finding. From Python::
     >>> from striate import experiments
     >>> experiments.names()[:3]
     ['activation', 'batchnorm', 'dropout']
-    >>> result = experiments.run("params", "out/params", quick=True)      # doctest: +SKIP
-    >>> result["finding"]                                                   # doctest: +SKIP
+    >>> result = experiments.run("params", "out/params", quick=True)  # trains; needs MNIST  # doctest: +SKIP
+    >>> result["finding"]                                               # doctest: +SKIP
 
 The default sizes are deliberately small (subsets of the data, a few epochs) so
 that each experiment finishes in minutes on a laptop's CPU; ``quick=True`` is
@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from ..checks import normalize_name
 from ._runner import Context, Report, format_table, markdown_table, run_experiment
 
 __all__ = ["names", "get", "run", "Context", "Report", "format_table", "markdown_table", "EXPERIMENTS"]
@@ -44,7 +45,7 @@ def names() -> list[str]:
 
 def get(name: str) -> ModuleType:
     """The module of experiment ``name`` (its NAME, SUMMARY, CLAIM, SIZES, budget and run)."""
-    key = str(name).strip().lower()
+    key = normalize_name(name, "experiment")
     if key not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}")
     return importlib.import_module(f"{__name__}.{key}")

@@ -159,7 +159,7 @@ def _finding(summary, cost, s) -> str:
 
 
 def _plot(path, summary, cost, s) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     fig, (ax_acc, ax_time) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [3, 2]})
     groups = [(act, pool) for act in s["activations"] for pool in s["pools"]]
     colours = {"act-pool": "tab:blue", "pool-act": "tab:orange"}

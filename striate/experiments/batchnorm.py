@@ -16,6 +16,8 @@ against steps.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._nets import small_cnn
@@ -59,7 +61,7 @@ def run(ctx) -> Report:
                 r["step_loss"] = [round(x, 5) for x in r["step_loss"]]
                 runs[f"{norm}/{lr}/{k}"] = r
     window = 20
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for lr in s["lrs"]:
         for norm in PLACEMENTS:
             rs = [runs[f"{norm}/{lr}/{k}"] for k in range(s["seeds"])]
@@ -144,7 +146,7 @@ def _finding(summary: dict, s: dict) -> str:
 
 
 def _plot(path, runs: dict, summary: dict, s: dict, window: int) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     n = len(s["lrs"])
     fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 4.4), squeeze=False)
     colours = {"none": "tab:red", "after": "tab:blue", "before": "tab:green"}

@@ -13,6 +13,8 @@ accuracy seen during training, with dropout active, would understate it.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._nets import small_cnn
@@ -48,7 +50,7 @@ def run(ctx) -> Report:
             r.pop("step_loss")
             runs[f"{label}/{k}"] = r
 
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for label, _ in variants:
         per_seed = [_summarise(runs[f"{label}/{k}"]["epochs"]) for k in range(s["seeds"])]
         summary[label] = {key: float(np.mean([x[key] for x in per_seed])) for key in per_seed[0]}
@@ -122,7 +124,7 @@ def _finding(summary: dict, s: dict) -> str:
 
 
 def _plot(path, runs: dict, s: dict) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     fig, (ax_acc, ax_gap, ax_loss) = plt.subplots(1, 3, figsize=(16, 4.4))
     colours = {"no dropout": "tab:red", f"dropout {s['p']:g}": "tab:blue"}
     for key, r in runs.items():

@@ -156,14 +156,14 @@ def run(ctx) -> Report:
                                      np.random.default_rng([ctx.seed, 3]))
     model.eval()
     with no_grad():
-        maps = model.score_map(Tensor(normalize(canvases, MNIST_MEAN, MNIST_STD)))          # (n, 10, h, w)
+        score = model.score_map(Tensor(normalize(canvases, MNIST_MEAN, MNIST_STD)))         # (n, 10, h, w)
         # the 3×3 average: what global average pooling does to a 28×28 digit's map, at every place
-        windows = F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=False).data
+        windows = F.avg_pool2d(score, 3, stride=1, padding=1, count_include_pad=False).data
         # ink within reach of each cell's 3×3 neighbourhood (24×24 pixels): is there anything there?
-        n, _, h, w = maps.shape
+        n, _, h, w = score.shape
         ink = F.max_pool2d(F.max_pool2d(Tensor(canvases[:, :, :h * STRIDE, :w * STRIDE]), STRIDE), 3,
                            stride=1, padding=1).data[:, 0]                                # (n, h, w)
-    maps = maps.data
+    maps = score.data
     readings = {"one cell": maps, "3×3 average": windows}
     hits = {k: 0 for k in readings}
     total = 0
@@ -198,7 +198,7 @@ def run(ctx) -> Report:
             ["the same digits alone on the canvas, 3×3 average (%)", round(100 * alone_acc, 2)],
             ["empty places (no ink within 12 px) with a confident class (%)",
              round(100 * confident_empty, 1) if confident_empty is not None else "no empty places"]]
-    best = max(map_acc, key=map_acc.get)
+    best = max(map_acc, key=lambda k: map_acc[k])
     finding = (f"With no dense layer the network reaches {pct(record['test_acc'])} on 28×28 test digits, and the "
                f"same weights run unchanged on {canvases.shape[2]}×{canvases.shape[3]} canvases, giving a "
                f"{h}×{w} map of class scores. Read at each digit's centre, the map names "
@@ -254,7 +254,7 @@ def _softmax(maps: np.ndarray) -> np.ndarray:
 def _plot(path, canvas: np.ndarray, maps: np.ndarray, placed: list, s: dict) -> None:
     from matplotlib.colors import ListedColormap
 
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     probs = _softmax(maps[None])[0]                        # (10, h, w)
     best, conf = probs.argmax(axis=0), probs.max(axis=0)
     H, W = canvas.shape
@@ -273,7 +273,7 @@ def _plot(path, canvas: np.ndarray, maps: np.ndarray, placed: list, s: dict) -> 
     ax.set_yticks([])
     ax = fig.add_subplot(top[0, 1])
     ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1)
-    rgba = ListedColormap(palette.colors[:10])(best)       # (h, w, 4), one colour per class
+    rgba = ListedColormap([palette(k) for k in range(10)])(best)       # (h, w, 4), one colour per class
     rgba[..., 3] = 0.55 * conf
     ax.imshow(rgba, extent=extent, interpolation="nearest")
     for label, y, x, _ in placed:

@@ -220,7 +220,7 @@ def _finding(summary: dict, s: dict, n_low: int) -> str:
 
 
 def _plot(path, examples, labels, runs, summary, variants, s) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     fig = plt.figure(figsize=(13, 7.5))
     outer = fig.add_gridspec(2, 1, height_ratios=[1.5, 3], hspace=0.3)
     top = outer[0].subgridspec(2, len(examples), hspace=0.05, wspace=0.05)

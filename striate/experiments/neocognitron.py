@@ -332,7 +332,7 @@ def plot_planes(model: Neocognitron, path, title: str = "") -> None:
     how often it was reinforced. Bottom: for US2 and US3, how strongly each plane
     reads each plane of the stage below (Σ_ν a, a K_l × K_{l−1} matrix).
     """
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     s1 = model.us1
     K, k = s1.planes, s1.area
     kernels = s1.a.sum(axis=1)                                          # (K, k, k)
@@ -365,7 +365,7 @@ def plot_digits(result: dict, path) -> None:
 
     Below the patterns, each variant's UC3 responses: one column per pattern, one row per cell.
     """
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     variants, responses = result["variants"], result["responses"]
     names = list(variants)
     own = responses["original"].argmax(axis=1)

@@ -19,10 +19,12 @@ same kernel).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import models, nn
-from ..functional._utils import conv_output_size
+from ..checks import conv_output_size
 from ._runner import Report, dataset, pct, plural, points, preprocess
 
 NAME = "params"
@@ -61,7 +63,7 @@ def layer_counts(H: int, W: int, C: int, K: int, k: int, stride: int) -> dict:
 
 def _checked(counts: dict, H, W, C, K, k, stride, limit: int) -> dict:
     """Build the layers whose size is below ``limit`` parameters and compare their counts with the formulas."""
-    checked = {}
+    checked: dict[str, Any] = {}
     builders = {"conv": lambda: nn.Conv2d(C, K, k, stride=stride, rng=0),
                 "dense_k": lambda: nn.Linear(H * W * C, K, rng=0),
                 "dense_full": lambda: nn.Linear(H * W * C, int(np.prod(counts["output"])), rng=0)}
@@ -115,7 +117,8 @@ def run(ctx) -> Report:
     available = [n for n in s["train"] if n in registry.names()]
     train, test = dataset("mnist", True, s["n_train"]), dataset("mnist", False, s["n_test"])
     ctx.plan(len(available))
-    model_rows, model_results = [], {}
+    model_rows: list[list] = []
+    model_results: dict[str, dict] = {}
     for name in ("mlp", "lenet5", "lenet5-modern", "alexnet-small"):
         if name not in registry.names():
             continue
@@ -194,7 +197,7 @@ def _finding(layers: list, models_: dict) -> str:
 
 
 def _plot(path, layers: list, models_: dict) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     fig, (ax_l, ax_m) = plt.subplots(1, 2, figsize=(15, 5.2), gridspec_kw={"width_ratios": [3, 2]})
     names = ["20×20×1\n1 kernel 3×3", "28×28×1\n6 maps 5×5", "32×32×3\n6 maps 5×5", "227×227×3\n96 maps 11×11/4"]
     x = np.arange(len(layers))
@@ -222,10 +225,10 @@ def _plot(path, layers: list, models_: dict) -> None:
         for yi, v in zip(y, values):
             if v:
                 ax_m.text(v * 1.15, yi + (i - 0.5) * h, f"{v:,}", va="center", fontsize=7)
-    for yi, k in enumerate(labels):
+    for row, k in enumerate(labels):
         acc = models_[k].get("test_acc")
         note = f"total {models_[k]['parameters']:,}" + (f", {pct(acc)} on MNIST" if acc is not None else "")
-        ax_m.text(8e11, yi, note, va="center", ha="right", fontsize=8)
+        ax_m.text(8e11, row, note, va="center", ha="right", fontsize=8)
     ax_m.set_yticks(y, labels=labels)
     ax_m.invert_yaxis()
     ax_m.set_xscale("log")

@@ -153,7 +153,7 @@ def _finding(acc: dict, zeros: dict, s: dict) -> str:
 
 
 def _plot(path, acc: dict, curves: dict, s: dict) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     n = len(s["datasets"])
     fig, axes = plt.subplots(2, n, figsize=(6.5 * n, 8), squeeze=False)
     colours = dict(zip(POOLS, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")))

@@ -79,11 +79,11 @@ def run(ctx) -> Report:
     mean = {key: np.mean([curves[key][d] for d in DIRECTIONS], axis=0) for key in curves}
     # test accuracy in %: shifted right, and the mean over the four directions
     columns = ["shift (px)", "MLP, right (%)", "CNN, right (%)", "MLP, 4 directions (%)", "CNN, 4 directions (%)"]
-    augmented = [k for k in curves if "shifts in training" in k]
-    columns += [f"{k}, 4 directions (%)" for k in augmented]
+    augmented_nets = [k for k in curves if "shifts in training" in k]
+    columns += [f"{k}, 4 directions (%)" for k in augmented_nets]
     rows = [[k, round(100 * curves["MLP"]["right"][k], 2), round(100 * curves["CNN"]["right"][k], 2),
              round(100 * mean["MLP"][k], 2), round(100 * mean["CNN"][k], 2)]
-            + [round(100 * mean[a][k], 2) for a in augmented] for k in shifts]
+            + [round(100 * mean[a][k], 2) for a in augmented_nets] for k in shifts]
 
     m, c = curves["MLP"]["right"], curves["CNN"]["right"]
     # what share of its unshifted accuracy each keeps at the largest shift
@@ -100,7 +100,7 @@ def run(ctx) -> Report:
     else:
         finding += (f"The CNN keeps {keep['CNN']:.0%} of its accuracy and the MLP {keep['MLP']:.0%}: here the CNN is "
                     f"no more tolerant of shifts than the MLP, which contradicts the chapter's claim at this budget. ")
-    if augmented:
+    if augmented_nets:
         a_mlp, a_cnn = "MLP + shifts in training", "CNN + shifts in training"
         by_data = mean[a_mlp][K] - mean["MLP"][K]
         by_architecture = mean["CNN"][K] - mean["MLP"][K]
@@ -123,7 +123,7 @@ def run(ctx) -> Report:
 
 
 def _plot(path, curves: dict, images: np.ndarray, s: dict) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     K = s["max_shift"]
     fig = plt.figure(figsize=(12, 6.4))
     outer = fig.add_gridspec(2, 1, height_ratios=[1, 3.4], hspace=0.3)

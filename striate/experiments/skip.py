@@ -227,7 +227,7 @@ def _finding(summary: dict, s: dict) -> str:
 
 
 def _plot(path, runs, summary, signals, s) -> None:
-    from ..viz._mpl import plt, save
+    from ..viz.mpl import plt, save
     fig, (ax_loss, ax_acc, ax_sig) = plt.subplots(1, 3, figsize=(16, 4.4))
     colours = {"plain": "tab:red", "residual": "tab:blue", "long skip": "tab:green"}
     styles = {"default": "-", "he": "--"}

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 SCRATCH_LIMIT = 32 << 20       # a temporary larger than this is allocated afresh, not kept
 
@@ -18,14 +20,14 @@ SCRATCH_LIMIT = 32 << 20       # a temporary larger than this is allocated afres
 class _Workspace(threading.local):
     """The arrays of one thread, by (name, dtype, array module)."""
 
-    def __init__(self):
-        self.arrays = {}
+    def __init__(self) -> None:
+        self.arrays: dict[tuple[str, np.dtype, str], np.ndarray] = {}
 
 
 _workspace = _Workspace()
 
 
-def scratch(name: str, shape, dtype, xp=np):
+def scratch(name: str, shape: tuple[int, ...], dtype: npt.DTypeLike, xp: Any = np) -> np.ndarray:
     """An uninitialised array of ``shape`` for the temporary ``name``, reused from call to call.
 
     Each name holds one buffer per thread, grown to the largest size asked for; the caller

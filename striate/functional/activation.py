@@ -7,20 +7,21 @@ softmax), backward keeps the output rather than the input.
 """
 from __future__ import annotations
 
-from ..tensor import Tensor, array_module
-from ._utils import check_float, to_tensor
-from .shape import _axis
+import numpy as np
+
+from ..checks import check_axis, check_float, to_tensor
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "scaled_tanh", "softmax", "log_softmax"]
 
 
-def _float_input(x, op: str) -> Tensor:
+def _float_input(x: TensorLike, op: str) -> Tensor:
     x = to_tensor(x, op)
     check_float(x, op)
     return x
 
 
-def relu(x) -> Tensor:
+def relu(x: TensorLike) -> Tensor:
     """max(x, 0) elementwise. The gradient at exactly 0 is 0, as in PyTorch.
 
     Shape: x any shape; out the same.
@@ -28,7 +29,7 @@ def relu(x) -> Tensor:
     x = _float_input(x, "relu")
     out = _clamp_at_zero(x.data)
 
-    def backward(g):                                  # g = dL/dout
+    def backward(g: np.ndarray) -> Gradients:         # g = dL/dout
         # x > 0 exactly where out > 0: the mask is made here, from the output (which the
         # next layer keeps anyway), so inference never makes it
         return (g * (out > 0),)                       # dL/dx: passes where x > 0
@@ -38,7 +39,7 @@ def relu(x) -> Tensor:
 _ZERO_ROW_MAX = 1 << 14     # longest row of zeros _clamp_at_zero compares against
 
 
-def _clamp_at_zero(a):
+def _clamp_at_zero(a: np.ndarray) -> np.ndarray:
     """max(a, 0), elementwise, as a new array.
 
     ``maximum``, not ``where``: branch-free, several times faster on random signs. And
@@ -57,7 +58,7 @@ def _clamp_at_zero(a):
     return xp.maximum(a.reshape(-1, row), xp.zeros(row, dtype=a.dtype)).reshape(a.shape)
 
 
-def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+def leaky_relu(x: TensorLike, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, ``negative_slope``·x elsewhere.
 
     At x = 0 the gradient is ``negative_slope`` (PyTorch's choice).
@@ -69,13 +70,13 @@ def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
     positive = x.data > 0
     out = xp.maximum(x.data, 0) + slope * xp.minimum(x.data, 0)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # g where x > 0, slope·g elsewhere; exact (no 1 − slope + slope rounding)
         return (g * positive + (slope * g) * ~positive,)
     return Tensor.from_op(out, (x,), backward, "leaky_relu")
 
 
-def sigmoid(x) -> Tensor:
+def sigmoid(x: TensorLike) -> Tensor:
     """σ(x) = 1 / (1 + e^(−x)), computed without overflow for any |x|.
 
     Shape: x any shape; out the same, in (0, 1).
@@ -86,22 +87,22 @@ def sigmoid(x) -> Tensor:
     # nothing overflows, and tiny outputs for very negative x keep their precision
     out = xp.exp(xp.minimum(x.data, 0)) / (1 + xp.exp(-xp.abs(x.data)))
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * out * (1 - out),)                 # σ' = σ(1 − σ)
     return Tensor.from_op(out, (x,), backward, "sigmoid")
 
 
-def tanh(x) -> Tensor:
+def tanh(x: TensorLike) -> Tensor:
     """Hyperbolic tangent elementwise. Shape: x any shape; out the same, in (−1, 1)."""
     x = _float_input(x, "tanh")
     out = array_module(x.data).tanh(x.data)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * (1 - out * out),)                 # tanh' = 1 − tanh²
     return Tensor.from_op(out, (x,), backward, "tanh")
 
 
-def scaled_tanh(x, a: float = 1.7159, s: float = 2 / 3) -> Tensor:
+def scaled_tanh(x: TensorLike, a: float = 1.7159, s: float = 2 / 3) -> Tensor:
     """a·tanh(s·x): LeCun's squashing function, 1.7159·tanh(2x/3) by default.
 
     With these constants f(±1) = ±1 and the gain is near 1 around the origin,
@@ -112,40 +113,40 @@ def scaled_tanh(x, a: float = 1.7159, s: float = 2 / 3) -> Tensor:
     a, s = float(a), float(s)    # Python floats keep float32 data float32
     t = array_module(x.data).tanh(x.data * s)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * ((a * s) * (1 - t * t)),)         # d/dx a·tanh(sx) = a·s·(1 − tanh²)
     return Tensor.from_op(a * t, (x,), backward, "scaled_tanh")
 
 
-def softmax(x, dim: int = -1) -> Tensor:
+def softmax(x: TensorLike, dim: int = -1) -> Tensor:
     """e^(x_i) / Σ_j e^(x_j) along ``dim``, shifted by the maximum so it never overflows.
 
     Shape: x any shape; out the same, summing to 1 along ``dim``.
     """
     x = _float_input(x, "softmax")
-    axis = _axis(dim, x.ndim, "softmax", "dim")
+    axis = check_axis(dim, x.ndim, "softmax", "dim")
     xp = array_module(x.data)
     e = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
     out = e / e.sum(axis=axis, keepdims=True)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # Jacobian diag(p) − p pᵀ applied to g: p ⊙ (g − ⟨g, p⟩)
         return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
     return Tensor.from_op(out, (x,), backward, "softmax")
 
 
-def log_softmax(x, dim: int = -1) -> Tensor:
+def log_softmax(x: TensorLike, dim: int = -1) -> Tensor:
     """x_i − log Σ_j e^(x_j) along ``dim``; finite even for logits of ±1e4.
 
     Shape: x any shape; out the same.
     """
     x = _float_input(x, "log_softmax")
-    axis = _axis(dim, x.ndim, "log_softmax", "dim")
+    axis = check_axis(dim, x.ndim, "log_softmax", "dim")
     xp = array_module(x.data)
     z = x.data - x.data.max(axis=axis, keepdims=True)          # the largest entry is 0
     out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))   # the sum is in [1, C]
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # d out_i / d x_j = [i = j] − softmax_j
         return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
     return Tensor.from_op(out, (x,), backward, "log_softmax")

@@ -47,15 +47,15 @@ How the work is laid out, for speed (the arithmetic is the same whatever the lay
 """
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Optional, cast
 
 import numpy as np
 
-from ..tensor import Tensor, array_module
+from ..checks import (IntPair, Padding, check_bias, check_conv, check_same_dtype, conv_output_size,
+                      nonnegative_pair, padding_sides, positive_pair)
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 from . import winograd
 from ._workspace import scratch as _scratch
-from ._utils import (IntPair, Padding, check_float, check_ndim, check_same_dtype,
-                     conv_output_size, nonnegative_pair, positive_pair, to_tensor)
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_fused"]
 
@@ -74,6 +74,8 @@ _SHORT_ROW = 16                # output rows shorter than this use batch last
 _CHUNK_BYTES = 1 << 21         # columns per chunk (measured best from 1 to 4 MiB)
 _MIN_COLUMNS = 2048            # batch last, the fewest columns a chunk's products should have
 
+_Grads = tuple[Optional[np.ndarray], Optional[np.ndarray]]     # (dx, dw), each None when not wanted
+
 
 class _Geometry(NamedTuple):
     """Where the kernel windows of a convolution lie in its padded input."""
@@ -86,12 +88,13 @@ class _Geometry(NamedTuple):
     order: tuple[int, int, int, int]  # the internal layout, _BATCH_FIRST or _BATCH_LAST
 
 
-def _make_geometry(kernel, stride, dilation, pads, out_size, groups) -> _Geometry:
+def _make_geometry(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                   pads: tuple[int, int, int, int], out_size: tuple[int, int], groups: int) -> _Geometry:
     order = _BATCH_LAST if out_size[1] < _SHORT_ROW else _BATCH_FIRST
     return _Geometry(kernel, stride, dilation, pads, out_size, groups, order)
 
 
-def _chunks(N: int, C: int, geo: _Geometry, itemsize: int):
+def _chunks(N: int, C: int, geo: _Geometry, itemsize: int) -> list[tuple[int, int]]:
     """(start, stop) of each chunk of images.
 
     A chunk's columns should fit ``_CHUNK_BYTES``. Batch last, a chunk's images also make
@@ -125,7 +128,7 @@ def _to_nchw_order(geo: _Geometry) -> tuple[int, ...]:
     return tuple(geo.order.index(axis) for axis in range(4))
 
 
-def _padded(x, geo: _Geometry):
+def _padded(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """A chunk x (n, C, H, W) in the internal layout with its zero padding.
 
     x itself when that is already the case (batch first, no padding), else a workspace copy.
@@ -165,7 +168,7 @@ def _matrix_shape(geo: _Geometry, n: int, rows: int) -> tuple[int, ...]:
     return (g, rows, OH * OW * n)
 
 
-def _im2col(padded, geo: _Geometry, C: int):
+def _im2col(padded: np.ndarray, geo: _Geometry, C: int) -> np.ndarray:
     """All kernel windows of a padded chunk as the columns of matrices, made with one copy.
 
     padded: a chunk in the internal layout (from ``_padded``). Returns, in the workspace,
@@ -189,7 +192,7 @@ def _im2col(padded, geo: _Geometry, C: int):
     return cols.reshape(_matrix_shape(geo, n, C // geo.groups * kh * kw))
 
 
-def _col2im(dcols, geo: _Geometry, n: int, C: int, H: int, W: int):
+def _col2im(dcols: np.ndarray, geo: _Geometry, n: int, C: int, H: int, W: int) -> np.ndarray:
     """The adjoint of ``_im2col``: add every column entry back onto the pixel it came from.
 
     dcols (matrices as ``_im2col`` returns them) -> the padded chunk gradient in the internal
@@ -202,7 +205,7 @@ def _col2im(dcols, geo: _Geometry, n: int, C: int, H: int, W: int):
     padded = _scratch("dpadded", _padded_shape(geo, n, C, H, W), dcols.dtype, array_module(dcols))
     padded.fill(0)
     h_axis, w_axis = geo.order.index(2), geo.order.index(3)
-    tap = [slice(None)] * blocks.ndim                                     # picks offset (i, j) of blocks
+    tap: list[slice | int] = [slice(None)] * blocks.ndim                  # picks offset (i, j) of blocks
     i_axis = 2 if geo.order == _BATCH_FIRST else 1
     window = [slice(None)] * 4
     for i in range(kh):
@@ -215,7 +218,7 @@ def _col2im(dcols, geo: _Geometry, n: int, C: int, H: int, W: int):
     return padded
 
 
-def _output_matrix(a, geo: _Geometry):
+def _output_matrix(a: np.ndarray, geo: _Geometry) -> np.ndarray:
     """An (n, K, OH, OW) chunk as matrices (``_matrix_shape`` with K/g rows).
 
     Batch first this is a view; batch last a transposed copy in the workspace.
@@ -229,7 +232,8 @@ def _output_matrix(a, geo: _Geometry):
     return out
 
 
-def _conv_forward(x, wmat, geo: _Geometry, bias=None):
+def _conv_forward(x: np.ndarray, wmat: np.ndarray, geo: _Geometry,
+                  bias: np.ndarray | None = None) -> np.ndarray:
     """x (N, C, H, W), wmat (g, K/g, C/g·kh·kw), bias (K,) or None -> a fresh out (N, K, OH, OW)."""
     xp = array_module(x)
     N, C = x.shape[:2]
@@ -253,7 +257,7 @@ def _conv_forward(x, wmat, geo: _Geometry, bias=None):
     return out
 
 
-def _conv_weight_grad(gmat, cols):
+def _conv_weight_grad(gmat: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """dL/dW of one chunk: gmat @ colsᵀ summed over images -> (g, K/g, C/g·kh·kw).
 
     Computed as (cols @ gmatᵀ)ᵀ, which BLAS runs faster when K is small.
@@ -264,8 +268,9 @@ def _conv_weight_grad(gmat, cols):
     return dw.swapaxes(-1, -2)
 
 
-def _conv_backward(g, wmat, geo: _Geometry, x_shape, x=None, input_grad: bool = True,
-                   weight_shape=None):
+def _conv_backward(g: np.ndarray, wmat: np.ndarray, geo: _Geometry, x_shape: tuple[int, ...],
+                   x: np.ndarray | None = None, input_grad: bool = True,
+                   weight_shape: tuple[int, ...] | None = None) -> _Grads:
     """Gradients of a convolution from g = dL/dout (N, K, OH, OW).
 
     Returns (dx, dW): dx (N, C, H, W) = col2im(Wᵀ @ g) when ``input_grad`` (else None), and
@@ -274,9 +279,9 @@ def _conv_backward(g, wmat, geo: _Geometry, x_shape, x=None, input_grad: bool = 
     """
     xp = array_module(g)
     N, C, H, W = x_shape
-    dx = xp.empty(x_shape, dtype=g.dtype) if input_grad else None
-    dw = None if x is None else xp.zeros(weight_shape or wmat.shape, dtype=g.dtype)
-    dw_mat = None if x is None else dw.reshape(wmat.shape)  # a view: sums land in dw
+    dx: Any = xp.empty(x_shape, dtype=g.dtype) if input_grad else None
+    dw: Any = None if x is None else xp.zeros(weight_shape or wmat.shape, dtype=g.dtype)
+    dw_mat: Any = None if x is None else dw.reshape(wmat.shape)      # a view: sums land in dw
     wmat_t = wmat.swapaxes(1, 2)                            # (g, C/g·kh·kw, K/g)
     for s, e in _chunks(N, C, geo, g.itemsize):
         gmat = _output_matrix(g[s:e], geo)
@@ -294,54 +299,14 @@ def _conv_backward(g, wmat, geo: _Geometry, x_shape, x=None, input_grad: bool = 
 # argument checks
 
 
-def _float_tensor(value, op: str, name: str) -> Tensor:
-    """``to_tensor`` and ``check_float``: integer data is refused (as PyTorch does), not converted."""
-    t = to_tensor(value, op, name)
-    check_float(t, op, name)
-    return t
-
-
-def _check_groups(op: str, groups) -> int:
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
-        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"{op}: groups must be at least 1, got {groups}")
-    return int(groups)
-
-
-def _check_bias(op: str, bias, count: int, layout: str):
-    """None, or a float tensor of shape (count,): one value per output map."""
-    if bias is None:
-        return None
-    bias = _float_tensor(bias, op, "bias")
-    if bias.shape != (count,):
-        raise ValueError(f"{op} expects bias {layout} with {count} values (one per output map), "
-                         f"got shape {tuple(bias.shape)}")
-    return bias
-
-
-def _geometry(op: str, size, kernel, stride, padding, dilation, groups: int) -> _Geometry:
+def conv_geometry(op: str, size: tuple[int, int], kernel: tuple[int, int], stride: IntPair, padding: Padding,
+              dilation: IntPair, groups: int) -> _Geometry:
     """Normalise stride, padding ("same", "valid", int, pair) and dilation; check the kernel fits."""
     (H, W), (kh, kw) = size, kernel
     stride = positive_pair(stride, "stride", op)
     dilation = positive_pair(dilation, "dilation", op)
     eh, ew = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1   # the kernel's reach
-    if isinstance(padding, str):
-        if padding == "valid":
-            pads = (0, 0, 0, 0)
-        elif padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"{op}: padding='same' needs stride 1 (as in PyTorch), got stride {stride}")
-            # A total of reach − 1 keeps the size; an odd total puts the extra row and
-            # column at the bottom and right, as PyTorch does.
-            th, tw = eh - 1, ew - 1
-            pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-        else:
-            raise ValueError(f"{op}: padding must be an int, a pair of ints, 'same' or 'valid', "
-                             f"got {padding!r}")
-    else:
-        ph, pw = nonnegative_pair(padding, "padding", op)
-        pads = (ph, ph, pw, pw)
+    pads = padding_sides(padding, (eh, ew), op, stride)
     Hp, Wp = H + pads[0] + pads[1], W + pads[2] + pads[3]
     if eh > Hp or ew > Wp:
         raise ValueError(
@@ -357,8 +322,9 @@ def _geometry(op: str, size, kernel, stride, padding, dilation, groups: int) -> 
 # the ops
 
 
-def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
-           dilation: IntPair = 1, groups: int = 1, *, algorithm: Algorithm = "auto") -> Tensor:
+def conv2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, stride: IntPair = 1,
+           padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, *,
+           algorithm: Algorithm = "auto") -> Tensor:
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
     The textbook version, forward and backward in a screenful:
@@ -408,29 +374,21 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
     return _conv2d("conv2d", x, weight, bias, stride, padding, dilation, groups, algorithm)
 
 
-def _conv2d(op, x, weight, bias, stride, padding, dilation, groups, algorithm="auto") -> Tensor:
-    groups = _check_groups(op, groups)
-    x = _float_tensor(x, op, "input")
-    weight = _float_tensor(weight, op, "weight")
-    check_ndim(weight, 4, "(K, C/groups, kh, kw)", op, "weight")
+def _conv2d(op: str, x: TensorLike, weight: TensorLike, bias: TensorLike | None, stride: IntPair,
+            padding: Padding, dilation: IntPair, groups: int, algorithm: str = "auto") -> Tensor:
+    x, weight, groups = check_conv(op, x, weight, groups)
     K, Cg, kh, kw = weight.shape
-    if K % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the {K} output channels of "
-                         f"weight {tuple(weight.shape)}")
-    if x.ndim != 4 or x.shape[1] != Cg * groups:
-        raise ValueError(f"{op} expects input (N, C, H, W) with C={Cg * groups} "
-                         f"(weight {tuple(weight.shape)}, groups={groups}), got {tuple(x.shape)}")
-    bias = _check_bias(op, bias, K, "(K,)")
+    bias = check_bias(op, bias, K, "(K,)")
     check_same_dtype(op, input=x, weight=weight, bias=bias)
     N, C, H, W = x.shape
-    geo = _geometry(op, (H, W), (kh, kw), stride, padding, dilation, groups)
+    geo = conv_geometry(op, (H, W), (kh, kw), stride, padding, dilation, groups)
     if _choose_algorithm(op, algorithm, geo, C, K) == "winograd":
         return _winograd_conv2d(op, x, weight, bias, geo)
 
     wmat = weight.data.reshape(groups, K // groups, Cg * kh * kw)          # (g, K/g, C/g·kh·kw)
     out = _conv_forward(x.data, wmat, geo, None if bias is None else bias.data)   # (N, K, OH, OW)
 
-    def backward(g):                                                        # g (N, K, OH, OW)
+    def backward(g: np.ndarray) -> Gradients:                               # g (N, K, OH, OW)
         dx, dw = _conv_backward(g, wmat, geo, x.shape, x=x.data if weight.requires_grad else None,
                                 input_grad=x.requires_grad, weight_shape=weight.shape)   # each only when wanted
         return _with_bias_grad(dx, dw, bias, g)
@@ -438,14 +396,14 @@ def _conv2d(op, x, weight, bias, stride, padding, dilation, groups, algorithm="a
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def check_algorithm(op: str, algorithm) -> str:
+def check_algorithm(op: str, algorithm: object) -> Algorithm:
     """``algorithm`` if it names one of conv2d's algorithms ("auto", "im2col", "winograd"), else a ValueError."""
     if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
         raise ValueError(f"{op}: algorithm must be one of 'auto', 'im2col', 'winograd', got {algorithm!r}")
-    return algorithm
+    return cast(Algorithm, algorithm)
 
 
-def _choose_algorithm(op: str, algorithm, geo: _Geometry, C: int, K: int) -> str:
+def _choose_algorithm(op: str, algorithm: str, geo: _Geometry, C: int, K: int) -> str:
     """"im2col" or "winograd": what ``algorithm`` asks for, with "auto" resolved; errors for
     an unknown name, or for "winograd" where it does not apply."""
     if check_algorithm(op, algorithm) == "auto":
@@ -457,12 +415,12 @@ def _choose_algorithm(op: str, algorithm, geo: _Geometry, C: int, K: int) -> str
     return algorithm
 
 
-def _winograd_conv2d(op, x, weight, bias, geo) -> Tensor:
+def _winograd_conv2d(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, geo: _Geometry) -> Tensor:
     """conv2d by Winograd's F(2×2, 3×3) (winograd.py); arguments already checked."""
-    out, U = winograd.conv_forward(x.data, weight.data, geo, None if bias is None else bias.data)
-    U = U if x.requires_grad else None                                      # only dx needs it
+    out, transformed = winograd.conv_forward(x.data, weight.data, geo, None if bias is None else bias.data)
+    U = transformed if x.requires_grad else None                            # only dx needs it
 
-    def backward(g):                                                        # g (N, K, OH, OW)
+    def backward(g: np.ndarray) -> Gradients:                               # g (N, K, OH, OW)
         dx = dw = None
         if x.requires_grad or weight.requires_grad:
             dx, dw = winograd.conv_backward(g, weight.data, geo, x.data, input_grad=x.requires_grad,
@@ -472,8 +430,9 @@ def _winograd_conv2d(op, x, weight, bias, geo) -> Tensor:
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair = 0,
-                     output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1) -> Tensor:
+def conv_transpose2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+                     dilation: IntPair = 1) -> Tensor:
     """Transposed convolution ("deconvolution"): the input gradient of ``conv2d`` as an op.
 
     The textbook version, forward and backward in a screenful:
@@ -512,19 +471,10 @@ def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair
         (2, 8, 14, 14)
     """
     op = "conv_transpose2d"
-    groups = _check_groups(op, groups)
-    x = _float_tensor(x, op, "input")
-    weight = _float_tensor(weight, op, "weight")
-    check_ndim(weight, 4, "(C, K/groups, kh, kw)", op, "weight")
+    x, weight, groups = check_conv(op, x, weight, groups, transposed=True)
     C, Kg, kh, kw = weight.shape
-    if C % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the {C} input channels of "
-                         f"weight {tuple(weight.shape)}")
-    if x.ndim != 4 or x.shape[1] != C:
-        raise ValueError(f"{op} expects input (N, C, H, W) with C={C} "
-                         f"(weight {tuple(weight.shape)}, groups={groups}), got {tuple(x.shape)}")
     K = Kg * groups
-    bias = _check_bias(op, bias, K, "(K,)")
+    bias = check_bias(op, bias, K, "(K,)")
     check_same_dtype(op, input=x, weight=weight, bias=bias)
     sh, sw = positive_pair(stride, "stride", op)
     dh, dw = positive_pair(dilation, "dilation", op)
@@ -548,7 +498,7 @@ def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair
     if bias is not None:
         out += bias.data.reshape(1, K, 1, 1)
 
-    def backward(g):                                                        # g (N, K, OH, OW)
+    def backward(g: np.ndarray) -> Gradients:                               # g (N, K, OH, OW)
         dx = dw = None
         if x.requires_grad:                                                 # conv2d(g, weight)
             dx = _conv_forward(g, wmat, geo)
@@ -560,8 +510,8 @@ def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def conv2d_fused(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
-                 fusion: Fusion = "sum") -> Tensor:
+def conv2d_fused(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, stride: IntPair = 1,
+                 padding: Padding = 0, fusion: Fusion = "sum") -> Tensor:
     """Convolution with a choice of how the per-channel responses are combined.
 
     Kernel k has one 2-D slice per input channel c, and each slice gives a response map
@@ -609,27 +559,22 @@ def conv2d_fused(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0
         raise ValueError(f"{op}: fusion must be one of 'sum', 'concat', 'product', got {fusion!r}")
     if fusion == "sum":
         return _conv2d(op, x, weight, bias, stride, padding, 1, 1)
-    x = _float_tensor(x, op, "input")
-    weight = _float_tensor(weight, op, "weight")
-    check_ndim(weight, 4, "(K, C, kh, kw)", op, "weight")
+    x, weight, _ = check_conv(op, x, weight, groups=None)
     K, C, kh, kw = weight.shape
-    if x.ndim != 4 or x.shape[1] != C:
-        raise ValueError(f"{op} expects input (N, C, H, W) with C={C} "
-                         f"(weight {tuple(weight.shape)}), got {tuple(x.shape)}")
     concat = fusion == "concat"
-    bias = _check_bias(op, bias, K * C if concat else K,
+    bias = check_bias(op, bias, K * C if concat else K,
                        "(K·C,) for fusion='concat'" if concat else f"(K,) for fusion={fusion!r}")
     check_same_dtype(op, input=x, weight=weight, bias=bias)
     N, _, H, W = x.shape
     # The responses are a grouped convolution with one group per input channel: group c
     # applies the K slices weight[:, c] to channel c alone, giving maps c·K + k.
-    geo = _geometry(op, (H, W), (kh, kw), stride, padding, 1, groups=C)
+    geo = conv_geometry(op, (H, W), (kh, kw), stride, padding, 1, groups=C)
     OH, OW = geo.out_size
     wmat = weight.data.transpose(1, 0, 2, 3).reshape(C, K, kh * kw)        # (C, K, kh·kw)
     r = _conv_forward(x.data, wmat, geo).reshape(N, C, K, OH, OW)          # r[:, c, k]
     xp = array_module(r)
 
-    def grads_from_responses(dr):                                          # dr = dL/dr (N, C, K, OH, OW)
+    def grads_from_responses(dr: np.ndarray) -> _Grads:                    # dr = dL/dr (N, C, K, OH, OW)
         dr = dr.reshape(N, C * K, OH, OW)
         dx, dw = _conv_backward(dr, wmat, geo, x.shape, x=x.data if weight.requires_grad else None,
                                 input_grad=x.requires_grad)
@@ -642,7 +587,7 @@ def conv2d_fused(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0
         out = r.transpose(0, 2, 1, 3, 4).reshape(N, K * C, OH, OW)         # channel k·C + c = r[:, c, k]
         out = out + b if b is not None else xp.ascontiguousarray(out)
 
-        def backward(g):                                                   # g (N, K·C, OH, OW)
+        def backward(g: np.ndarray) -> Gradients:                          # g (N, K·C, OH, OW)
             dr = g.reshape(N, K, C, OH, OW).transpose(0, 2, 1, 3, 4)
             return _with_bias_grad(*grads_from_responses(dr), bias, g)
     else:
@@ -650,7 +595,7 @@ def conv2d_fused(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0
         if b is not None:
             out += b
 
-        def backward(g):                                                   # g (N, K, OH, OW)
+        def backward(g: np.ndarray) -> Gradients:                          # g (N, K, OH, OW)
             dr = _product_of_others(r.swapaxes(0, 1)).swapaxes(0, 1)       # ∂out[k]/∂r[c, k]
             dr *= g[:, None]                                               # × g, broadcast over c
             return _with_bias_grad(*grads_from_responses(dr), bias, g)
@@ -658,18 +603,19 @@ def conv2d_fused(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def _parents(x, weight, bias):
+def _parents(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, ...]:
     return (x, weight) if bias is None else (x, weight, bias)
 
 
-def _with_bias_grad(dx, dw, bias, g):
+def _with_bias_grad(dx: np.ndarray | None, dw: np.ndarray | None, bias: Tensor | None,
+                    g: np.ndarray) -> Gradients:
     """The gradients to return: (dx, dw), and db = Σ g over N, OH, OW when there is a bias."""
     if bias is None:
         return dx, dw
     return dx, dw, (g.sum(axis=(0, 2, 3)) if bias.requires_grad else None)
 
 
-def _product_of_others(r):
+def _product_of_others(r: np.ndarray) -> np.ndarray:
     """others[c] = Π_{c' ≠ c} r[c'] along axis 0, without dividing (exact when some r are 0).
 
     The exclusive prefix product times the exclusive suffix product.

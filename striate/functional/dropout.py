@@ -10,19 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 from .. import random as _random
-from ..tensor import Tensor, array_module
-from ._utils import check_float, to_tensor
+from ..checks import check_float, to_tensor
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["dropout", "dropout2d"]
 
 
-def _check_p(p, op: str) -> float:
+def _check_p(p: object, op: str) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 1:
         raise ValueError(f"{op}: the drop probability p must be a number between 0 and 1, got {p!r}")
     return float(p)
 
 
-def _masked(x: Tensor, p: float, mask_shape, rng, op: str) -> Tensor:
+def _masked(x: Tensor, p: float, mask_shape: tuple[int, ...], rng: np.random.Generator | int | None,
+            op: str) -> Tensor:
     """x · mask / (1 − p), the mask of shape ``mask_shape`` (broadcast over x) kept with probability 1 − p."""
     xp = array_module(x.data)
     generator = _random.get_rng(rng)
@@ -32,12 +33,12 @@ def _masked(x: Tensor, p: float, mask_shape, rng, op: str) -> Tensor:
         keep = generator.random(mask_shape, dtype=x.dtype) >= x.dtype.type(p)
         scaled_mask = xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1 / (1 - p))
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (g * scaled_mask,)    # the same mask and scale as the forward pass
     return Tensor.from_op(x.data * scaled_mask, (x,), backward, op)
 
 
-def dropout(x, p: float = 0.5, training: bool = True,
+def dropout(x: TensorLike, p: float = 0.5, training: bool = True,
             rng: np.random.Generator | int | None = None) -> Tensor:
     """Zero each element with probability ``p``; scale the others by 1/(1 − p).
 
@@ -58,7 +59,7 @@ def dropout(x, p: float = 0.5, training: bool = True,
     return _masked(x, p, x.shape, rng, "dropout")
 
 
-def dropout2d(x, p: float = 0.5, training: bool = True,
+def dropout2d(x: TensorLike, p: float = 0.5, training: bool = True,
               rng: np.random.Generator | int | None = None) -> Tensor:
     """Drop whole feature maps: each channel of each sample is zeroed with probability ``p``.
 

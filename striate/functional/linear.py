@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import math
 
-from ..tensor import Tensor
-from ._utils import check_float, check_same_dtype, to_tensor
+import numpy as np
+
+from ..checks import check_float, check_same_dtype, to_tensor
+from ..tensor import Gradients, Tensor, TensorLike
 
 __all__ = ["linear"]
 
 
-def linear(x, weight, bias=None) -> Tensor:
+def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
     """out = x · weightᵀ + bias, applied to the last axis (one matrix product).
 
     Args:
@@ -45,7 +47,7 @@ def linear(x, weight, bias=None) -> Tensor:
     if bias is not None:
         out += bias.data
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         g2 = g.reshape(M, n_out)                     # (M, out)
         dx = (g2 @ weight.data).reshape(x.shape) if x.requires_grad else None      # (..., in)
         dw = g2.T @ x2 if weight.requires_grad else None                           # (out, in)

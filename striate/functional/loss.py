@@ -7,22 +7,25 @@ M = N·d1·... rows, so one code path serves every layout.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, Callable, Sequence
 
-from ..tensor import Tensor, array_module
-from ._utils import check_float, check_same_dtype, to_tensor
+import numpy as np
+import numpy.typing as npt
+
+from ..checks import check_float, check_same_dtype, to_tensor
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_reduction(reduction, op: str) -> None:
+def _check_reduction(reduction: object, op: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _rows(x: Tensor, op: str, name: str):
+def _rows(x: Tensor, op: str, name: str) -> np.ndarray:
     """(N, C, d1, ...) -> (M, C) with the class axis last; also (C,) -> (1, C)."""
     if x.ndim == 0:
         raise ValueError(f"{op} expects {name} (N, C) or (N, C, d1, ...), got a scalar")
@@ -32,7 +35,7 @@ def _rows(x: Tensor, op: str, name: str):
     return array_module(x.data).moveaxis(x.data, 1, -1).reshape(-1, C)
 
 
-def _unrows(a2, shape):
+def _unrows(a2: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """The inverse of ``_rows``: (M, C) -> ``shape``."""
     if len(shape) <= 2:
         return a2.reshape(shape)
@@ -40,9 +43,9 @@ def _unrows(a2, shape):
     return array_module(a2).moveaxis(a2.reshape((N, *rest, C)), -1, 1)
 
 
-def _class_targets(target, shape: tuple, op: str):
+def _class_targets(target: TensorLike, shape: tuple, op: str) -> np.ndarray:
     """Integer targets of shape (N, d1, ...) for input (N, C, d1, ...), as an array."""
-    t = target.data if isinstance(target, Tensor) else target
+    t: Any = target.data if isinstance(target, Tensor) else target
     if array_module(t) is np:
         t = np.asarray(t)
     if t.dtype.kind not in "iu":
@@ -62,7 +65,8 @@ def _loss_shape(shape: tuple, reduction: str) -> tuple:
     return shape[:1] + shape[2:] if reduction == "none" and len(shape) > 1 else ()
 
 
-def _class_weight(weight, C: int, dtype, xp, op: str):
+def _class_weight(weight: TensorLike | None, C: int, dtype: npt.DTypeLike, xp: Any,
+                  op: str) -> np.ndarray | None:
     if weight is None:
         return None
     w = weight.data if isinstance(weight, Tensor) else weight
@@ -72,7 +76,8 @@ def _class_weight(weight, C: int, dtype, xp, op: str):
     return w
 
 
-def _nll_rows(logp, t, weight, ignore_index: int, label_smoothing: float, reduction: str, op: str):
+def _nll_rows(logp: np.ndarray, t: np.ndarray, weight: np.ndarray | None, ignore_index: int,
+              label_smoothing: float, reduction: str, op: str) -> tuple[Any, Callable[[Any], np.ndarray]]:
     """The negative log-likelihood of rows of log-probabilities.
 
     Args:
@@ -114,7 +119,7 @@ def _nll_rows(logp, t, weight, ignore_index: int, label_smoothing: float, reduct
         with np.errstate(invalid="ignore", divide="ignore"):    # every row ignored: nan, as PyTorch
             value = loss.sum() / denom
 
-    def grad(g):
+    def grad(g: np.ndarray) -> np.ndarray:
         if reduction == "none":
             coef = g.reshape(M)
         elif reduction == "sum":
@@ -131,7 +136,8 @@ def _nll_rows(logp, t, weight, ignore_index: int, label_smoothing: float, reduct
     return value, grad
 
 
-def cross_entropy(logits, target, reduction: str = "mean", weight=None, ignore_index: int = -100,
+def cross_entropy(logits: TensorLike, target: TensorLike, reduction: str = "mean",
+                  weight: TensorLike | None = None, ignore_index: int = -100,
                   label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of raw scores against integer class labels.
 
@@ -174,7 +180,7 @@ def cross_entropy(logits, target, reduction: str = "mean", weight=None, ignore_i
     value, nll_grad = _nll_rows(logp, t, w, ignore_index, label_smoothing, reduction, op)
     out_shape = _loss_shape(x.shape, reduction)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         dlogp = nll_grad(g)                                           # (M, C)
         # through log-softmax: dz = dlogp − softmax · Σ_c dlogp
         dz = dlogp - xp.exp(logp) * dlogp.sum(axis=1, keepdims=True)
@@ -182,7 +188,8 @@ def cross_entropy(logits, target, reduction: str = "mean", weight=None, ignore_i
     return Tensor.from_op(xp.asarray(value).reshape(out_shape), (x,), backward, op)
 
 
-def nll_loss(log_probs, target, reduction: str = "mean", weight=None, ignore_index: int = -100) -> Tensor:
+def nll_loss(log_probs: TensorLike, target: TensorLike, reduction: str = "mean",
+             weight: TensorLike | None = None, ignore_index: int = -100) -> Tensor:
     """Negative log-likelihood of log-probabilities: −log_probs[target] (per row).
 
     ``cross_entropy(x, t)`` equals ``nll_loss(log_softmax(x, dim=1), t)``; use
@@ -207,7 +214,7 @@ def nll_loss(log_probs, target, reduction: str = "mean", weight=None, ignore_ind
                           lambda g: (_unrows(nll_grad(g), x.shape),), op)
 
 
-def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+def mse_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
     """Mean squared error, (input − target)² averaged (or summed) over every element.
 
     Both arguments may require gradients. An array target takes the input's dtype.
@@ -231,7 +238,7 @@ def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     value = sq if reduction == "none" else sq.sum() if reduction == "sum" else sq.mean()
     n = a.size
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         scale = 2 / n if reduction == "mean" else 2
         d = (g * scale) * diff
         return (d if a.requires_grad else None, -d if b.requires_grad else None)

@@ -7,17 +7,17 @@ neighbours across channels, at the same position (AlexNet, 2012).
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
-from ..tensor import Tensor, array_module
-from ._utils import check_float, check_same_dtype, to_tensor
+from ..checks import check_float, check_same_dtype, to_tensor
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["batch_norm", "layer_norm", "local_response_norm"]
 
 
-def _param(p, C_shape: tuple, op: str, name: str, layout: str):
+def _param(p: TensorLike | None, C_shape: tuple, op: str, name: str, layout: str) -> Tensor | None:
     """An optional weight or bias as a Tensor of shape ``C_shape``."""
     if p is None:
         return None
@@ -27,7 +27,8 @@ def _param(p, C_shape: tuple, op: str, name: str, layout: str):
     return p
 
 
-def _normalize_backward(gh, xhat, rstd, axes):
+def _normalize_backward(gh: np.ndarray, xhat: np.ndarray, rstd: np.ndarray,
+                        axes: tuple[int, ...]) -> np.ndarray:
     """dL/dx of xhat = (x − mean) · rstd, with mean and variance taken over ``axes``.
 
     ``gh`` is dL/dxhat. The three terms: the direct path, minus the path
@@ -37,11 +38,11 @@ def _normalize_backward(gh, xhat, rstd, axes):
                    - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
 
 
-def _running_stat(r, C: int, name: str):
+def _running_stat(r: TensorLike | None, C: int, name: str) -> np.ndarray | None:
     """The array behind a running statistic (updated in place), or None."""
     if r is None:
         return None
-    arr = r.data if isinstance(r, Tensor) else r
+    arr: Any = r.data if isinstance(r, Tensor) else r
     if not isinstance(arr, np.ndarray) and array_module(arr) is np:
         raise TypeError(f"batch_norm expects {name} as a Tensor or an array it can update in place, "
                         f"got {type(r).__name__}")
@@ -51,7 +52,8 @@ def _running_stat(r, C: int, name: str):
     return arr
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: bool = False,
+def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: TensorLike | None,
+               weight: TensorLike | None = None, bias: TensorLike | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise each channel to zero mean and unit variance, then scale and shift.
 
@@ -115,7 +117,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
         mean = xp.einsum("ncl->c", a3) / x.dtype.type(n)                   # (C,)
         xc = a3 - mean.reshape(col)                                       # (N, C, L)
         var = xp.einsum("ncl,ncl->c", xc, xc) / x.dtype.type(n)           # biased, for normalising
-        if training and rm is not None:
+        if training and rm is not None and rv is not None:
             m = float(momentum)
             rm[...] = (1 - m) * rm + m * mean
             rv[...] = (1 - m) * rv + m * var * (n / (n - 1))
@@ -131,7 +133,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
         out += bias.data.reshape(col)
     out = out.reshape(x.shape)
 
-    def backward(g):                                                  # g (N, C, H, W)
+    def backward(g: np.ndarray) -> Gradients:                         # g (N, C, H, W)
         g3 = g.reshape(N, C, -1)
         dx = dw = db = None
         need_sums = batch_stats and x.requires_grad
@@ -159,8 +161,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training: b
     return Tensor.from_op(out, parents, backward, op)
 
 
-def layer_norm(x, normalized_shape: Union[int, Sequence[int]], weight=None, bias=None,
-               eps: float = 1e-5) -> Tensor:
+def layer_norm(x: TensorLike, normalized_shape: Union[int, Sequence[int]], weight: TensorLike | None = None,
+               bias: TensorLike | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise each sample over its trailing axes ``normalized_shape``, then scale and shift.
 
     Unlike batch norm it uses no batch statistics, so training and evaluation
@@ -199,7 +201,7 @@ def layer_norm(x, normalized_shape: Union[int, Sequence[int]], weight=None, bias
     if bias is not None:
         out = out + bias.data
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         dx = dw = db = None
         if x.requires_grad:
             gh = g if weight is None else g * weight.data
@@ -213,7 +215,7 @@ def layer_norm(x, normalized_shape: Union[int, Sequence[int]], weight=None, bias
     return Tensor.from_op(out, parents, backward, op)
 
 
-def _channel_window_sum(a, before: int, after: int):
+def _channel_window_sum(a: np.ndarray, before: int, after: int) -> np.ndarray:
     """s_c = Σ a_c' for c − before ≤ c' ≤ c + after, zero outside 0..C−1 (axis 1)."""
     xp = array_module(a)
     C = a.shape[1]
@@ -225,7 +227,8 @@ def _channel_window_sum(a, before: int, after: int):
     return s
 
 
-def local_response_norm(x, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+def local_response_norm(x: TensorLike, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
     """Divide each activation by the energy of ``size`` neighbouring channels (PyTorch's definition).
 
         out_c = x_c / (k + alpha/size · Σ_{c'} x_c'²)^beta
@@ -255,7 +258,7 @@ def local_response_norm(x, size: int, alpha: float = 1e-4, beta: float = 0.75, k
     inv = d ** x.dtype.type(-beta)                                                   # d^(−β)
     out = x.data * inv
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # out_c = x_c · d_c^(−β), and d_c depends on every x_i in c's window, so
         # dL/dx_i = g_i · d_i^(−β) − 2αβ/n · x_i · Σ_{c: i in window(c)} g_c x_c d_c^(−β−1);
         # "i in window(c)" is the window with before/after swapped.

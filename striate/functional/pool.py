@@ -34,12 +34,12 @@ picks that layout then.
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
-from ..tensor import Tensor, array_module
-from ._utils import IntPair, check_float, check_ndim, nonnegative_pair, positive_pair, to_tensor
+from ..checks import IntPair, check_float, check_ndim, nonnegative_pair, positive_pair, to_tensor
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = [
     "max_pool2d", "min_pool2d", "avg_pool2d", "sum_pool2d", "lp_pool2d", "l2_pool2d",
@@ -57,7 +57,7 @@ _BLOCKS_MIN_WINDOW = 32
 # the primitive: where each window reads, forward reduction, backward scatter
 
 
-def _axis_taps(size: int, out_size: int, k: int, s: int, p: int, d: int):
+def _axis_taps(size: int, out_size: int, k: int, s: int, p: int, d: int) -> Any:
     """For each tap i < k of a 1-D window: (tap, outputs it serves, inputs it reads).
 
     Output o reads input o·s − p + i·d; the outputs for which that index lies in
@@ -97,7 +97,8 @@ class _Windows:
         covers_input: disjoint and every input element is read by some window.
     """
 
-    def __init__(self, in_hw, kernel, stride, padding, dilation, out_hw):
+    def __init__(self, in_hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int], dilation: tuple[int, int], out_hw: tuple[int, ...]) -> None:
         (H, W), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = in_hw, kernel, stride, padding, dilation
         OH, OW = out_hw
         self.in_hw, self.kernel, self.out_hw = (H, W), (kh, kw), (OH, OW)
@@ -113,14 +114,14 @@ class _Windows:
         read_cols = sum(o.stop - o.start for _, o, _ in cols)
         self.covers_input = self.disjoint and (read_rows, read_cols) == (H, W)
 
-    def _rows(self, a):
+    def _rows(self, a: np.ndarray) -> np.ndarray:
         """(N, C, H, W) -> (N, C, OH, OW, kh·kw): each window one contiguous row (blocks only)."""
         N, C = a.shape[:2]
         (OH, OW), (kh, kw) = self.out_hw, self.kernel
         a = a.reshape(N, C, OH, kh, OW, kw).transpose(0, 1, 2, 4, 3, 5)   # (N, C, OH, OW, kh, kw)
         return a.reshape(N, C, OH, OW, kh * kw)
 
-    def _unrows(self, r):
+    def _unrows(self, r: np.ndarray) -> np.ndarray:
         """Inverse of ``_rows``: (N, C, OH, OW, kh·kw) -> (N, C, H, W)."""
         N, C = r.shape[:2]
         (OH, OW), (kh, kw) = self.out_hw, self.kernel
@@ -128,8 +129,8 @@ class _Windows:
         return r.reshape(N, C, OH * kh, OW * kw)
 
 
-def _windows(op: str, x: Tensor, kernel_size, stride, padding, dilation=1,
-             ceil_mode: bool = False) -> _Windows:
+def pool_windows(op: str, x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair,
+             dilation: IntPair = 1, ceil_mode: bool = False) -> _Windows:
     """Check a pool's arguments against its input and say where its windows lie."""
     kernel = positive_pair(kernel_size, "kernel_size", op)
     stride = kernel if stride is None else positive_pair(stride, "stride", op)
@@ -158,7 +159,7 @@ _REDUCE = {  # kind: (ufunc folding one tap into the output, padding value = its
 }
 
 
-def _reduce(a, win: _Windows, kind: str):
+def _reduce(a: np.ndarray, win: _Windows, kind: str) -> np.ndarray:
     """Reduce every window of a (N, C, H, W) with max, min or sum -> (N, C, OH, OW)."""
     xp = array_module(a)
     if win.blocks:
@@ -172,7 +173,7 @@ def _reduce(a, win: _Windows, kind: str):
     return out
 
 
-def _winners(x, out, win: _Windows, kind: str):
+def _winners(x: np.ndarray, out: np.ndarray, win: _Windows, kind: str) -> Any:
     """Which element of each window holds its extreme ``out`` (max or min): the routing for ``_scatter``.
 
     Ties go to the first extreme in row-major order within the window, and a window
@@ -210,7 +211,8 @@ def _winners(x, out, win: _Windows, kind: str):
     return masks
 
 
-def _scatter(g, win: _Windows, shape, route=None):
+def _scatter(g: np.ndarray, win: _Windows, shape: tuple[int, ...],
+             route: np.ndarray | None = None) -> np.ndarray:
     """The backward of window reading: g (N, C, OH, OW) -> dx (N, C, H, W).
 
     Every tap adds its share of g back onto the input slice it read: all of g
@@ -243,7 +245,7 @@ def _scatter(g, win: _Windows, shape, route=None):
     return dx
 
 
-def _input(x, op: str) -> Tensor:
+def pool_input(x: TensorLike, op: str) -> Tensor:
     x = to_tensor(x, op)
     check_ndim(x, 4, "(N, C, H, W)", op)
     check_float(x, op)
@@ -254,19 +256,20 @@ def _input(x, op: str) -> Tensor:
 # max and min pooling
 
 
-def _extreme_pool(op, kind, x, kernel_size, stride, padding, dilation, ceil_mode) -> Tensor:
-    x = _input(x, op)
-    win = _windows(op, x, kernel_size, stride, padding, dilation, ceil_mode)
+def _extreme_pool(op: str, kind: str, x: TensorLike, kernel_size: IntPair, stride: IntPair | None,
+                  padding: IntPair, dilation: IntPair, ceil_mode: bool) -> Tensor:
+    x = pool_input(x, op)
+    win = pool_windows(op, x, kernel_size, stride, padding, dilation, ceil_mode)
     out = _reduce(x.data, win, kind)                       # (N, C, OH, OW)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # Each window's gradient goes to one element, its first extreme (the
         # winners are found again from x and out rather than kept from forward).
         return (_scatter(g, win, x.shape, _winners(x.data, out, win, kind)),)
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def max_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Maximum over each kh×kw window of each channel.
 
@@ -299,7 +302,7 @@ def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
     return _extreme_pool("max_pool2d", "max", x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def min_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def min_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Minimum over each kh×kw window of each channel: the mirror of :func:`max_pool2d`.
 
@@ -321,7 +324,8 @@ def min_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
 # average, sum and Lp pooling: a window sum, then a per-window transform
 
 
-def _avg_divisor(win: _Windows, count_include_pad, divisor_override, dtype, xp):
+def _avg_divisor(win: _Windows, count_include_pad: bool, divisor_override: int | None, dtype: np.dtype,
+                 xp: Any) -> Any:
     """What each window's sum is divided by, as PyTorch's avg_pool2d does: (OH, OW) or a scalar.
 
     With ``count_include_pad`` a window counts its padding but not the part that
@@ -342,7 +346,7 @@ def _avg_divisor(win: _Windows, count_include_pad, divisor_override, dtype, xp):
     return xp.asarray(divisor, dtype=dtype)
 
 
-def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Optional[int] = None) -> Tensor:
     """Mean over each kh×kw window of each channel (PyTorch's ``avg_pool2d``).
@@ -362,23 +366,23 @@ def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
         (N, C, OH, OW), OH = ⌊(H + 2·ph − kh) / sh⌋ + 1.
     """
     op = "avg_pool2d"
-    x = _input(x, op)
+    x = pool_input(x, op)
     if divisor_override is not None and (
             not isinstance(divisor_override, (int, np.integer)) or isinstance(divisor_override, bool)
             or divisor_override == 0):
         raise ValueError(f"{op}: divisor_override must be a nonzero int or None, "
                          f"got {divisor_override!r}")
-    win = _windows(op, x, kernel_size, stride, padding, 1, ceil_mode)
+    win = pool_windows(op, x, kernel_size, stride, padding, 1, ceil_mode)
     divisor = _avg_divisor(win, count_include_pad, divisor_override, x.dtype, array_module(x.data))
     out = _reduce(x.data, win, "sum")                      # (N, C, OH, OW) window sums
     out /= divisor
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (_scatter(g / divisor, win, x.shape),)      # each element gets g / divisor
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def sum_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
                padding: IntPair = 0) -> Tensor:
     """Sum over each kh×kw window of each channel (zero padding, at most ``kernel_size // 2``).
 
@@ -392,16 +396,16 @@ def sum_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
         (N, C, OH, OW), OH = ⌊(H + 2·ph − kh) / sh⌋ + 1.
     """
     op = "sum_pool2d"
-    x = _input(x, op)
-    win = _windows(op, x, kernel_size, stride, padding)
+    x = pool_input(x, op)
+    win = pool_windows(op, x, kernel_size, stride, padding)
     out = _reduce(x.data, win, "sum")
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (_scatter(g, win, x.shape),)                # every element gets its windows' g
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def _check_p(p, op: str) -> float:
+def check_norm_type(p: object, op: str) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
         raise TypeError(f"{op}: p (norm_type) must be a number, got {p!r}")
     p = float(p)
@@ -411,7 +415,7 @@ def _check_p(p, op: str) -> float:
     return p
 
 
-def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: Optional[IntPair] = None,
               padding: IntPair = 0) -> Tensor:
     """Power-average pooling: (Σ x^p)^(1/p) over each kh×kw window, like PyTorch's ``lp_pool2d``.
 
@@ -440,17 +444,17 @@ def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = Non
     rule also zeroes the gradient of windows whose sum is exactly 0, as PyTorch does.
     """
     op = "lp_pool2d"
-    p = _check_p(p, op)
-    x = _input(x, op)
+    p = check_norm_type(p, op)
+    x = pool_input(x, op)
     xp = array_module(x.data)
-    win = _windows(op, x, kernel_size, stride, padding)
+    win = pool_windows(op, x, kernel_size, stride, padding)
     a = x.data
     with np.errstate(invalid="ignore"):               # NaN where PyTorch gives NaN, silently
         powered = a if p == 1 else a * a if p == 2 else a ** a.dtype.type(p)
         S = _reduce(powered, win, "sum")                                # (N, C, OH, OW)
         out = S if p == 1 else xp.sqrt(S) if p == 2 else S ** S.dtype.type(1 / p)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # dout/dx = x^(p-1) · S^(1/p - 1) = x^(p-1) · out / S, and 0 where S = 0.
         with np.errstate(invalid="ignore"):
             scale = xp.divide(out, S, out=xp.zeros_like(S), where=S != 0)
@@ -461,7 +465,7 @@ def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = Non
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def l2_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def l2_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
               padding: IntPair = 0) -> Tensor:
     """L2 pooling, √(Σ x²) over each window: ``lp_pool2d`` with p = 2 (see there).
 
@@ -483,19 +487,20 @@ def _adaptive_size(output_size: OutputSize, x: Tensor, op: str) -> tuple[int, in
             for s in size):
         raise TypeError(f"{op}: output_size must be an int or a pair of ints "
                         f"(None keeps the input size), got {output_size!r}")
-    size = tuple(n if s is None else int(s) for s, n in zip(size, (H, W)))
-    if size[0] < 1 or size[1] < 1:
+    OH, OW = (n if s is None else int(s) for s, n in zip(size, (H, W)))
+    if OH < 1 or OW < 1:
         raise ValueError(f"{op}: output_size must be positive, got {output_size!r}")
-    return size
+    return OH, OW
 
 
-def _adaptive_bounds(size: int, out_size: int):
+def _adaptive_bounds(size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """PyTorch's adaptive windows along one axis: [⌊o·H/OH⌋, ⌈(o+1)·H/OH⌉) for each o."""
     o = np.arange(out_size)
     return (o * size) // out_size, -((-(o + 1) * size) // out_size)
 
 
-def _adaptive_max_axis(a, axis: int, start, end):
+def _adaptive_max_axis(a: np.ndarray, axis: int, start: np.ndarray,
+                       end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Maximum of a over adaptive windows [start, end) along one axis (2 or 3), and where it is.
 
     Walks the taps of the largest window; a tap past the end of a smaller window
@@ -506,7 +511,8 @@ def _adaptive_max_axis(a, axis: int, start, end):
     """
     xp = array_module(a)
     taps = int((end - start).max())
-    best = winner = None
+    best: Any = None
+    winner: Any = None
     for i in range(taps):
         tap = xp.take(a, xp.asarray(np.minimum(start + i, end - 1)), axis=axis)
         if best is None:
@@ -523,7 +529,7 @@ def _adaptive_max_axis(a, axis: int, start, end):
     return best, xp.minimum(first + winner, last)
 
 
-def adaptive_avg_pool2d(x, output_size: OutputSize) -> Tensor:
+def adaptive_avg_pool2d(x: TensorLike, output_size: OutputSize) -> Tensor:
     """Mean over windows chosen to give an output of ``output_size``, as PyTorch does.
 
     Output row o averages input rows ⌊o·H/OH⌋ … ⌈(o+1)·H/OH⌉ − 1 (and the same for
@@ -537,7 +543,7 @@ def adaptive_avg_pool2d(x, output_size: OutputSize) -> Tensor:
         (N, C, OH, OW).
     """
     op = "adaptive_avg_pool2d"
-    x = _input(x, op)
+    x = pool_input(x, op)
     H, W = x.shape[2:]
     OH, OW = _adaptive_size(output_size, x, op)
     if H % OH == 0 and W % OW == 0:                 # equal windows that tile the input
@@ -551,12 +557,12 @@ def adaptive_avg_pool2d(x, output_size: OutputSize) -> Tensor:
     counts = xp.asarray(np.outer(h1 - h0, w1 - w0), dtype=x.dtype)            # (OH, OW)
     out = Mh @ x.data @ Mw.T / counts                                         # (N, C, OH, OW)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return (Mh.T @ (g / counts) @ Mw,)                                    # (N, C, H, W)
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def adaptive_max_pool2d(x, output_size: OutputSize) -> Tensor:
+def adaptive_max_pool2d(x: TensorLike, output_size: OutputSize) -> Tensor:
     """Maximum over windows chosen to give an output of ``output_size``, as PyTorch does.
 
     Windows as in :func:`adaptive_avg_pool2d`; gradient routing (first maximum on
@@ -570,7 +576,7 @@ def adaptive_max_pool2d(x, output_size: OutputSize) -> Tensor:
         (N, C, OH, OW).
     """
     op = "adaptive_max_pool2d"
-    x = _input(x, op)
+    x = pool_input(x, op)
     N, C, H, W = x.shape
     OH, OW = _adaptive_size(output_size, x, op)
     if H % OH == 0 and W % OW == 0:                 # equal windows that tile the input
@@ -585,7 +591,7 @@ def adaptive_max_pool2d(x, output_size: OutputSize) -> Tensor:
     out, row = _adaptive_max_axis(rowmax, 2, h0, h1)            # (N, C, OH, OW)
     winner = row * W + xp.take_along_axis(col, row, axis=2)     # flat index h·W + w
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # Windows may share elements, so the winners' gradients are summed per element.
         flat = (xp.arange(N * C).reshape(N, C, 1, 1) * (H * W) + winner).ravel()
         dx = xp.bincount(flat, weights=g.ravel(), minlength=N * C * H * W)
@@ -593,11 +599,11 @@ def adaptive_max_pool2d(x, output_size: OutputSize) -> Tensor:
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def global_avg_pool2d(x) -> Tensor:
+def global_avg_pool2d(x: TensorLike) -> Tensor:
     """Mean of each channel over all positions: (N, C, H, W) -> (N, C, 1, 1)."""
-    return adaptive_avg_pool2d(_input(x, "global_avg_pool2d"), 1)
+    return adaptive_avg_pool2d(pool_input(x, "global_avg_pool2d"), 1)
 
 
-def global_max_pool2d(x) -> Tensor:
+def global_max_pool2d(x: TensorLike) -> Tensor:
     """Maximum of each channel over all positions: (N, C, H, W) -> (N, C, 1, 1)."""
-    return adaptive_max_pool2d(_input(x, "global_max_pool2d"), 1)
+    return adaptive_max_pool2d(pool_input(x, "global_max_pool2d"), 1)

@@ -38,11 +38,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..tensor import Tensor, array_module
-from ._utils import IntPair, Padding, check_ndim, check_same_dtype, nonnegative_pair, positive_pair
-from .conv import (Algorithm, _check_bias, _check_groups, _float_tensor, _geometry, _parents,
-                   check_algorithm)
-from .pool import _check_p, _input as _pool_input, _windows as _pool_windows
+from ..tensor import Tensor, TensorLike, array_module
+from ..checks import (IntPair, Padding, check_bias, check_conv, check_same_dtype, nonnegative_pair,
+                      positive_pair)
+from .conv import Algorithm, check_algorithm, conv_geometry
+from .pool import check_norm_type, pool_input, pool_windows
 
 __all__ = ["windows", "windows_backward", "conv2d", "conv_transpose2d", "max_pool2d", "min_pool2d",
            "avg_pool2d", "sum_pool2d", "lp_pool2d", "l2_pool2d"]
@@ -98,8 +98,9 @@ def windows_backward(dcols, shape, kernel, stride=(1, 1), padding=(0, 0, 0, 0), 
 # convolution
 
 
-def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
-           dilation: IntPair = 1, groups: int = 1, *, algorithm: Algorithm = "auto") -> Tensor:
+def conv2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, stride: IntPair = 1,
+           padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, *,
+           algorithm: Algorithm = "auto") -> Tensor:
     """2-D convolution (cross-correlation) as the sum it is: windows times kernels.
 
         out[n, k, oh, ow] = bias[k] + Σ_{c, i, j} weight[k, c, i, j] · cols[n, G(k)·C/g + c, i, j, oh, ow]
@@ -121,7 +122,7 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
     x, weight, bias, groups = _conv_args(op, x, weight, bias, groups, transposed=False)
     N, C, H, W = x.shape
     K, Cg, kh, kw = weight.shape
-    geo = _geometry(op, (H, W), (kh, kw), stride, padding, dilation, groups)    # the fast op's sizes
+    geo = conv_geometry(op, (H, W), (kh, kw), stride, padding, dilation, groups)    # the fast op's sizes
     where = ((kh, kw), geo.stride, geo.pads, geo.dilation)                    # pads: top, bottom, left, right
     xp = array_module(x.data)
     OH, OW = geo.out_size
@@ -142,8 +143,9 @@ def conv2d(x, weight, bias=None, stride: IntPair = 1, padding: Padding = 0,
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair = 0,
-                     output_padding: IntPair = 0, groups: int = 1, dilation: IntPair = 1) -> Tensor:
+def conv_transpose2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+                     dilation: IntPair = 1) -> Tensor:
     """Transposed convolution as the scatter it is: every input pixel stamps its kernel, scaled.
 
         out_full[n, k, h·sh + i·dh, w·sw + j·dw] += Σ_c x[n, c, h, w] · weight[c, k', i, j]
@@ -187,24 +189,17 @@ def conv_transpose2d(x, weight, bias=None, stride: IntPair = 1, padding: IntPair
 
 
 def _conv_args(op, x, weight, bias, groups, transposed):
-    """The fast ops' checks (conv.py), in their order: groups, float tensors, a 4-D weight whose
-    first axis (K, or C when ``transposed``) groups divides, the input's channels, bias, one dtype."""
-    groups = _check_groups(op, groups)
-    x = _float_tensor(x, op, "input")
-    weight = _float_tensor(weight, op, "weight")
-    layout, channels = ("(C, K/groups, kh, kw)", "input") if transposed else ("(K, C/groups, kh, kw)", "output")
-    check_ndim(weight, 4, layout, op, "weight")
-    if weight.shape[0] % groups:
-        raise ValueError(f"{op}: groups={groups} must divide the {weight.shape[0]} {channels} "
-                         f"channels of weight {tuple(weight.shape)}")
-    C = weight.shape[0] if transposed else weight.shape[1] * groups           # the channels x must have
-    if x.ndim != 4 or x.shape[1] != C:
-        raise ValueError(f"{op} expects input (N, C, H, W) with C={C} "
-                         f"(weight {tuple(weight.shape)}, groups={groups}), got {tuple(x.shape)}")
+    """The fast ops' checks, in their order: input, weight and groups together, then bias, one dtype."""
+    x, weight, groups = check_conv(op, x, weight, groups, transposed=transposed)
     K = weight.shape[1] * groups if transposed else weight.shape[0]
-    bias = _check_bias(op, bias, K, "(K,)")
+    bias = check_bias(op, bias, K, "(K,)")
     check_same_dtype(op, input=x, weight=weight, bias=bias)
     return x, weight, bias, groups
+
+
+def _parents(x, weight, bias):
+    """The tensors the output depends on: the bias only when there is one."""
+    return (x, weight) if bias is None else (x, weight, bias)
 
 
 def _transpose_geometry(op, size, kernel, stride, padding, output_padding, dilation):
@@ -240,8 +235,8 @@ def _pool_args(op, x, kernel_size, stride, padding, dilation=1, ceil_mode=False)
     The checks and output size are the fast op's (pool.py). With ``ceil_mode`` the last window
     may hang past the padding; the pads then reach that far, filled like the padding.
     """
-    x = _pool_input(x, op)
-    win = _pool_windows(op, x, kernel_size, stride, padding, dilation, ceil_mode)
+    x = pool_input(x, op)
+    win = pool_windows(op, x, kernel_size, stride, padding, dilation, ceil_mode)
     dh, dw = positive_pair(dilation, "dilation", op)
     (H, W), (OH, OW), (kh, kw) = win.in_hw, win.out_hw, win.kernel
     (sh, sw), (ph, pw) = win.stride, win.padding
@@ -250,7 +245,7 @@ def _pool_args(op, x, kernel_size, stride, padding, dilation=1, ceil_mode=False)
     return x, ((kh, kw), (sh, sw), (ph, bottom, pw, right), (dh, dw))
 
 
-def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def max_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Maximum over each window: out[n, c, oh, ow] = max_{i, j} cols[n, c, i, j, oh, ow].
 
@@ -266,7 +261,7 @@ def max_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
     return _extreme_pool("max_pool2d", 1, x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def min_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def min_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Minimum over each window: min x = −max(−x), forward and backward (see :func:`max_pool2d`).
 
@@ -295,7 +290,7 @@ def _extreme_pool(op, sign, x, kernel_size, stride, padding, dilation, ceil_mode
     return Tensor.from_op(sign * out, (x,), backward, op)
 
 
-def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
                ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Optional[int] = None) -> Tensor:
     """Mean over each window: out[n, c, oh, ow] = Σ_{i, j} cols[n, c, i, j, oh, ow] / divisor[oh, ow].
@@ -334,7 +329,7 @@ def avg_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None, paddin
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def sum_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
                padding: IntPair = 0) -> Tensor:
     """Sum over each window: out[n, c, oh, ow] = Σ_{i, j} cols[n, c, i, j, oh, ow] (zero padding).
 
@@ -354,7 +349,7 @@ def sum_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: Optional[IntPair] = None,
               padding: IntPair = 0) -> Tensor:
     """Power-average pooling: out = S^(1/p) with S = Σ_{i, j} cols^p, per window (zero padding).
 
@@ -367,7 +362,7 @@ def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = Non
     Arguments and errors are those of :func:`striate.functional.lp_pool2d`.
     """
     op = "lp_pool2d"
-    p = _check_p(p, op)
+    p = check_norm_type(p, op)
     x, where = _pool_args(op, x, kernel_size, stride, padding)
     xp = array_module(x.data)
     with np.errstate(invalid="ignore"):                                       # NaN where PyTorch has NaN
@@ -383,7 +378,7 @@ def lp_pool2d(x, p: float, kernel_size: IntPair, stride: Optional[IntPair] = Non
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def l2_pool2d(x, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def l2_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
               padding: IntPair = 0) -> Tensor:
     """L2 pooling, √(Σ x²) over each window: :func:`lp_pool2d` with p = 2."""
     return lp_pool2d(x, 2, kernel_size, stride, padding)

@@ -10,27 +10,17 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from ..tensor import Tensor, array_module
-from ._utils import check_same_dtype, to_tensor
+from ..checks import check_axis, check_same_dtype, to_tensor
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 
 __all__ = ["pad", "flatten", "concat", "cat", "stack", "split"]
-
-
-def _axis(axis, ndim: int, op: str, name: str = "axis") -> int:
-    """``axis`` as a non-negative index into ``ndim`` axes (negative counts from the end)."""
-    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
-        raise TypeError(f"{op}: {name} must be an int, got {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"{op}: {name}={axis} is out of range for a tensor with {ndim} "
-                         f"dimension(s) (expected {-ndim} ≤ {name} < {ndim})")
-    return int(axis) % ndim
 
 
 # ---------------------------------------------------------------------------
 # padding
 
 
-def _pad_widths(padding, ndim: int) -> list[tuple[int, int]]:
+def _pad_widths(padding: int | Sequence[int], ndim: int) -> list[tuple[int, int]]:
     """PyTorch's flat padding tuple -> one (before, after) pair per axis of the array."""
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
         if ndim < 2:
@@ -50,7 +40,7 @@ def _pad_widths(padding, ndim: int) -> list[tuple[int, int]]:
     return widths
 
 
-def _pad_array(a, widths, value):
+def _pad_array(a: np.ndarray, widths: list[tuple[int, int]], value: float) -> np.ndarray:
     """Pad (positive widths) or crop (negative widths) each axis of ``a``."""
     xp = array_module(a)
     out_shape = tuple(n + lo + hi for n, (lo, hi) in zip(a.shape, widths))
@@ -61,7 +51,7 @@ def _pad_array(a, widths, value):
     return out
 
 
-def pad(x, padding, value: float = 0.0) -> Tensor:
+def pad(x: TensorLike, padding: int | Sequence[int], value: float = 0.0) -> Tensor:
     """Pad with a constant, PyTorch's way; negative padding crops.
 
     Args:
@@ -90,7 +80,7 @@ def pad(x, padding, value: float = 0.0) -> Tensor:
     out = _pad_array(x.data, widths, value)
     inverse = [(-lo, -hi) for lo, hi in widths]
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         # padding's gradient crops the border off; cropping's pads the gradient with zeros
         return (_pad_array(g, inverse, 0),)
     return Tensor.from_op(out, (x,), backward, "pad")
@@ -100,7 +90,7 @@ def pad(x, padding, value: float = 0.0) -> Tensor:
 # reshaping and joining
 
 
-def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
+def flatten(x: TensorLike, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     """Merge axes ``start_dim`` … ``end_dim`` (inclusive) into one.
 
     Shape:
@@ -110,8 +100,8 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     x = to_tensor(x, "flatten")
     if x.ndim == 0:
         return Tensor.from_op(x.data.reshape(1), (x,), lambda g: (g.reshape(()),), "flatten")
-    start = _axis(start_dim, x.ndim, "flatten", "start_dim")
-    end = _axis(end_dim, x.ndim, "flatten", "end_dim")
+    start = check_axis(start_dim, x.ndim, "flatten", "start_dim")
+    end = check_axis(end_dim, x.ndim, "flatten", "end_dim")
     if start > end:
         raise ValueError(f"flatten: start_dim={start_dim} comes after end_dim={end_dim} "
                          f"for input {tuple(x.shape)}")
@@ -120,7 +110,7 @@ def flatten(x, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     return Tensor.from_op(out, (x,), lambda g: (g.reshape(x.shape),), "flatten")
 
 
-def _tensors(xs, op: str) -> list[Tensor]:
+def _tensors(xs: Sequence[TensorLike], op: str) -> list[Tensor]:
     if isinstance(xs, (Tensor, np.ndarray)) or not isinstance(xs, Sequence) or len(xs) == 0:
         raise TypeError(f"{op} expects a non-empty list or tuple of tensors, got {type(xs).__name__}")
     ts = [to_tensor(t, op, f"tensor {i}") for i, t in enumerate(xs)]
@@ -139,7 +129,7 @@ def concat(xs: Sequence, axis: int = 1) -> Tensor:
     ndim = ts[0].ndim
     if ndim == 0:
         raise ValueError("concat: zero-dimensional tensors cannot be concatenated; use stack")
-    ax = _axis(axis, ndim, "concat")
+    ax = check_axis(axis, ndim, "concat")
     first = ts[0].shape
     for i, t in enumerate(ts):
         if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1:] != first[:ax] + first[ax + 1:]:
@@ -149,7 +139,7 @@ def concat(xs: Sequence, axis: int = 1) -> Tensor:
     out = xp.concatenate([t.data for t in ts], axis=ax)
     bounds = np.cumsum([t.shape[ax] for t in ts])[:-1]
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return tuple(piece if t.requires_grad else None
                      for t, piece in zip(ts, xp.split(g, bounds, axis=ax)))
     return Tensor.from_op(out, tuple(ts), backward, "concat")
@@ -170,16 +160,16 @@ def stack(xs: Sequence, axis: int = 0) -> Tensor:
         if t.shape != ts[0].shape:
             raise ValueError(f"stack expects tensors of one shape; tensor 0 is {tuple(ts[0].shape)}, "
                              f"tensor {i} is {tuple(t.shape)}")
-    ax = _axis(axis, ts[0].ndim + 1, "stack")
+    ax = check_axis(axis, ts[0].ndim + 1, "stack")
     xp = array_module(ts[0].data)
     out = xp.stack([t.data for t in ts], axis=ax)
 
-    def backward(g):
+    def backward(g: np.ndarray) -> Gradients:
         return tuple(xp.take(g, i, axis=ax) if t.requires_grad else None for i, t in enumerate(ts))
     return Tensor.from_op(out, tuple(ts), backward, "stack")
 
 
-def split(x, sizes: Union[int, Sequence[int]], axis: int = 1) -> tuple[Tensor, ...]:
+def split(x: TensorLike, sizes: Union[int, Sequence[int]], axis: int = 1) -> tuple[Tensor, ...]:
     """Cut a tensor along ``axis`` into pieces, the inverse of :func:`concat`.
 
     Args:
@@ -194,9 +184,11 @@ def split(x, sizes: Union[int, Sequence[int]], axis: int = 1) -> tuple[Tensor, .
     x = to_tensor(x, "split")
     if x.ndim == 0:
         raise ValueError("split: a zero-dimensional tensor has no axis to split")
-    ax = _axis(axis, x.ndim, "split")
+    ax = check_axis(axis, x.ndim, "split")
     n = x.shape[ax]
-    if isinstance(sizes, (int, np.integer)) and not isinstance(sizes, bool):
+    if isinstance(sizes, bool):
+        raise TypeError(f"split: sizes must be an int or a sequence of ints, got {sizes!r}")
+    if isinstance(sizes, (int, np.integer)):
         if sizes < 1:
             raise ValueError(f"split: the piece size must be positive, got {sizes}")
         sizes = [min(int(sizes), n - start) for start in range(0, n, int(sizes))] or [0]

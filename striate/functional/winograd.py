@@ -57,7 +57,7 @@ image) whose transformed tiles fit in the processor's cache, in reused workspace
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -93,7 +93,7 @@ class _Plan(NamedTuple):
     groups: int
 
 
-def suits(geo, C: int, K: int) -> bool:
+def suits(geo: Any, C: int, K: int) -> bool:
     """Whether Winograd is expected to be faster than im2col for this convolution (conv's _Geometry).
 
     Measured (benchmarks/winograd.py, results in benchmarks/RESULTS.md): for 3×3 kernels at
@@ -106,18 +106,18 @@ def suits(geo, C: int, K: int) -> bool:
             and geo.groups == 1 and min(C, K) >= _MIN_CHANNELS and OH * OW >= 36)
 
 
-def can_use(geo) -> bool:
+def can_use(geo: Any) -> bool:
     """Whether Winograd applies at all (3×3 after phases, no dilation), whatever the channels."""
     (kh, kw), (sh, sw) = geo.kernel, geo.stride
     return geo.dilation == (1, 1) and -(-kh // sh) == 3 and -(-kw // sw) == 3
 
 
-def _plan(geo) -> _Plan:
+def _plan(geo: Any) -> _Plan:
     OH, OW = geo.out_size
     return _Plan(geo.stride, geo.kernel, geo.pads, geo.out_size, (-(-OH // 2), -(-OW // 2)), geo.groups)
 
 
-def _blocks(N: int, plan: _Plan, channels: int, K: int, itemsize: int):
+def _blocks(N: int, plan: _Plan, channels: int, K: int, itemsize: int) -> list[tuple[int, int, int, int]]:
     """(first image, last image + 1, first tile row, last tile row + 1) of each block.
 
     A block's transformed tiles (V and M) should fit ``_BLOCK_BYTES``, but it also makes the
@@ -137,7 +137,7 @@ def _blocks(N: int, plan: _Plan, channels: int, K: int, itemsize: int):
 # the weights
 
 
-def _weight_transform(w, plan: _Plan):
+def _weight_transform(w: np.ndarray, plan: _Plan) -> np.ndarray:
     """w (K, C/g, kh, kw) -> U (16, C/g·sh·sw, K): G g' Gᵀ for every kernel and phase channel.
 
     As vectors of 9 and 16 values, G g' Gᵀ is (G ⊗ G) g', so all kernels take one matrix product.
@@ -154,7 +154,7 @@ def _weight_transform(w, plan: _Plan):
     return (GG @ phased.reshape(9, -1)).reshape(16, Cg * sh * sw, K)
 
 
-def _weight_transform_adjoint(dU, plan: _Plan):
+def _weight_transform_adjoint(dU: np.ndarray, plan: _Plan) -> np.ndarray:
     """dU (16, C/g·sh·sw, K) -> dw (K, C/g, kh, kw) = Gᵀ dU G, phases put back, padding cropped."""
     xp = array_module(dU)
     (kh, kw), (sh, sw) = plan.kernel, plan.stride
@@ -170,7 +170,7 @@ def _weight_transform_adjoint(dU, plan: _Plan):
 # the tile transforms
 
 
-def _combine(coefs, terms, out, accumulate: bool = False):
+def _combine(coefs: Sequence[float], terms: Any, out: np.ndarray, accumulate: bool = False) -> None:
     """out = Σ c·t over the terms whose coefficient c (±1) is not 0; or out += that sum.
 
     Written with in-place ufuncs, one pass per term (the first two terms in one), so no
@@ -192,7 +192,7 @@ def _combine(coefs, terms, out, accumulate: bool = False):
         (xp.add if c > 0 else xp.subtract)(out, t, out=out)
 
 
-def _input_transform(X, V, tr: int, tw: int):
+def _input_transform(X: np.ndarray, V: np.ndarray, tr: int, tw: int) -> None:
     """V[ξ, ν] = (Bᵀ d B)[ξ, ν] for every 4×4 tile d of X.
 
     X (n, 2·tr + 2, 2·tw + 2, C) -> V (4, 4, n, tr, tw, C): tile (a, b) is X[:, 2a:2a+4, 2b:2b+4].
@@ -208,7 +208,7 @@ def _input_transform(X, V, tr: int, tw: int):
         _combine(_BT[i], rows, V[i])                                # V[i, j] = (Bᵀ d B)[i, j]
 
 
-def _input_transform_adjoint(dV, dX, tr: int, tw: int):
+def _input_transform_adjoint(dV: np.ndarray, dX: np.ndarray, tr: int, tw: int) -> None:
     """The adjoint of ``_input_transform``: dX = B dV Bᵀ, each tile added onto its 4×4 place.
 
     dV (4, 4, n, tr, tw, C) -> dX (n, 2·tr + 2, 2·tw + 2, C). Neighbouring tiles overlap by two
@@ -225,7 +225,7 @@ def _input_transform_adjoint(dV, dX, tr: int, tw: int):
         _combine([_BT[j][q] for j in range(4)], dT, dX[:, :, q:q + 2 * tw:2], accumulate=q >= 2)
 
 
-def _output_transform(M, Y):
+def _output_transform(M: np.ndarray, Y: np.ndarray) -> None:
     """Y tile = Aᵀ M A for every transformed tile.
 
     M (4, 4, n, tr, tw, K) -> Y (n, tr, 2, tw, 2, K), which is (n, 2·tr, 2·tw, K) as images.
@@ -238,7 +238,7 @@ def _output_transform(M, Y):
         _combine(_AT[b], [S[:, j] for j in range(4)], Y[:, :, :, :, b].transpose(2, 0, 1, 3, 4))
 
 
-def _output_transform_adjoint(dY, dM):
+def _output_transform_adjoint(dY: np.ndarray, dM: np.ndarray) -> None:
     """The adjoint of ``_output_transform``: dM = A dY Aᵀ. dY (n, tr, 2, tw, 2, K) -> dM (4, 4, n, tr, tw, K)."""
     n, tr, _, tw, _, K = dY.shape
     dS = scratch("wino_dS", (2, 4, n, tr, tw, K), dY.dtype, array_module(dY))
@@ -253,7 +253,7 @@ def _output_transform_adjoint(dY, dM):
 # images in and out of the phased, channels-last layout
 
 
-def _image_span(plan: _Plan, H: int, W: int, row0: int, rows: int, cols: int):
+def _image_span(plan: _Plan, H: int, W: int, row0: int, rows: int, cols: int) -> Any:
     """(i0, i1, j0, j1): the part of a block's padded buffer (``rows`` × ``cols``, starting at
     padded row ``row0``) that holds image pixels some window reads; the rest stays 0.
 
@@ -268,7 +268,7 @@ def _image_span(plan: _Plan, H: int, W: int, row0: int, rows: int, cols: int):
     return i0, max(i0, i1), j0, max(j0, j1)
 
 
-def _phased_input(x, plan: _Plan, a0: int, a1: int):
+def _phased_input(x: np.ndarray, plan: _Plan, a0: int, a1: int) -> Any:
     """Tile rows a0..a1 of the images x (n, C, H, W) as X (n, R, Wt, C·sh·sw), R = 2·(a1 − a0) + 2
     and Wt = 2·tw + 2 (the rows and columns of the block's tiles):
 
@@ -297,7 +297,7 @@ def _phased_input(x, plan: _Plan, a0: int, a1: int):
     return phased.reshape(n, R, Wt, C * sh * sw)
 
 
-def _phased_input_adjoint(dX, dx, plan: _Plan, a0: int):
+def _phased_input_adjoint(dX: np.ndarray, dx: np.ndarray, plan: _Plan, a0: int) -> None:
     """The adjoint of ``_phased_input``: add dX (n, R, Wt, C·sh·sw) onto the images' gradient dx (n, C, H, W)."""
     xp = array_module(dX)
     n, C, H, W = dx.shape
@@ -319,7 +319,8 @@ def _phased_input_adjoint(dX, dx, plan: _Plan, a0: int):
 # forward and backward
 
 
-def conv_forward(x, w, geo, bias=None):
+def conv_forward(x: np.ndarray, w: np.ndarray, geo: Any,
+                 bias: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """x (N, C, H, W), w (K, C/g, kh, kw), bias (K,) or None -> (a fresh out (N, K, OH, OW), U).
 
     U (16, C/g·sh·sw, K), the transformed weights, can be handed to ``conv_backward`` to save
@@ -358,7 +359,9 @@ def conv_forward(x, w, geo, bias=None):
     return out, U
 
 
-def conv_backward(dout, w, geo, x, input_grad: bool = True, weight_grad: bool = True, U=None):
+def conv_backward(dout: np.ndarray, w: np.ndarray, geo: Any, x: np.ndarray, input_grad: bool = True,
+                  weight_grad: bool = True,
+                  U: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Gradients from dout = dL/dout (N, K, OH, OW): (dx (N, C, H, W) or None, dw (K, C/g, kh, kw) or None).
 
     U: the transformed weights from ``conv_forward``, if at hand.
@@ -374,8 +377,8 @@ def conv_backward(dout, w, geo, x, input_grad: bool = True, weight_grad: bool = 
     cg, kg = channels // groups, K // groups
     if input_grad:                                                  # Uᵀ (16, K, C'/g), read faster in rows
         UT = (_weight_transform(w, plan) if U is None else U).swapaxes(1, 2).copy()
-    dU = xp.zeros((16, cg, K), dtype=dout.dtype) if weight_grad else None
-    dx = xp.zeros(x.shape, dtype=dout.dtype) if input_grad else None
+    dU: Any = xp.zeros((16, cg, K), dtype=dout.dtype) if weight_grad else None    # each only when wanted
+    dx: Any = xp.zeros(x.shape, dtype=dout.dtype) if input_grad else None
     for s, e, a0, a1 in _blocks(N, plan, channels, K, dout.itemsize):
         n, tr = e - s, a1 - a0
         rows = min(2 * a1, OH) - 2 * a0

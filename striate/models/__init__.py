@@ -33,15 +33,11 @@ from typing import Callable
 
 import numpy as np
 
+from ..checks import normalize_name
+
 __all__ = ["register", "get", "names", "from_config"]
 
 _REGISTRY: dict[str, Callable] = {}
-
-
-def _key(name: str) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"model names are strings, got {type(name).__name__}: {name!r}")
-    return name.strip().lower().replace("_", "-")
 
 
 def _jsonable(value):
@@ -64,11 +60,11 @@ def register(name: str):
     ``model.config = {"name": name, "kwargs": {...all its arguments...}}``.
 
     Example:
-        >>> @register("tiny")                       # doctest: +SKIP
+        >>> @register("tiny")           # would stay in the registry  # doctest: +SKIP
         ... def tiny(rng=None, width=8):
         ...     return Tiny(width, rng=rng)
     """
-    key = _key(name)
+    key = normalize_name(name, "model")
 
     def decorator(fn: Callable) -> Callable:
         if key in _REGISTRY:
@@ -99,7 +95,7 @@ def names() -> list[str]:
 
 def get(name: str, **kwargs):
     """Build the model registered as ``name`` with the given arguments."""
-    key = _key(name)
+    key = normalize_name(name, "model")
     if key not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(names())}")
     return _REGISTRY[key](**kwargs)

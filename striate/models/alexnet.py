@@ -87,12 +87,13 @@ would need many.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from .. import functional as F
 from .. import nn
-from ..functional._utils import conv_output_size, pair
+from ..checks import conv_output_size, padding_sides, pair
 from ..nn import Module
 from ..random import get_rng
 from ..tensor import Tensor
@@ -101,7 +102,7 @@ from . import register
 __all__ = ["alexnet", "alexnet_small", "AlexNet", "PAPER_LRN", "SMALL_WIDTHS"]
 
 #: the paper's response normalisation, in F.local_response_norm's terms (α multiplied by n)
-PAPER_LRN = dict(size=5, alpha=5 * 1e-4, beta=0.75, k=2.0)
+PAPER_LRN: dict[str, Any] = dict(size=5, alpha=5 * 1e-4, beta=0.75, k=2.0)
 
 #: the widths of alexnet_small's five convolutions (the paper's are 96, 256, 384, 384, 256)
 SMALL_WIDTHS = (32, 64, 96, 96, 64)
@@ -181,9 +182,9 @@ class AlexNet(Module):
     def feature_size(self, H: int, W: int) -> tuple[int, int]:
         """(OH, OW) of pool5's maps for an H×W input; a ValueError if the input is too small."""
         sizes = []
+        top, bottom, _, _ = padding_sides(self.conv1.padding, self.conv1.kernel_size, "AlexNet")
         for size in (H, W):
-            s1 = conv_output_size(size, self.conv1.kernel_size[0], self.conv1.stride[0],
-                                  2 * self.conv1.padding[0])
+            s1 = conv_output_size(size, self.conv1.kernel_size[0], self.conv1.stride[0], top + bottom)
             p1 = conv_output_size(s1, 3, 2, 0)        # conv2 (5×5, pad 2) keeps the size
             p2 = conv_output_size(p1, 3, 2, 0)        # conv3–conv5 (3×3, pad 1) keep it too
             p5 = conv_output_size(p2, 3, 2, 0)

@@ -47,7 +47,7 @@ class MLP(nn.Sequential):
         sizes = _check_sizes(sizes)
         if activation not in ACTIVATIONS:
             raise ValueError(f"mlp: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        layers = OrderedDict(flatten=nn.Flatten())
+        layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
         depth = len(sizes) - 1
         for i in range(1, depth + 1):
             layers[f"fc{i}"] = nn.Linear(sizes[i - 1], sizes[i], rng=rng)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .module import Module, _float_arg
+from ..checks import check_number
+from ..tensor import Tensor, TensorLike
+from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Tanh", "ScaledTanh", "Sigmoid", "Softmax", "LogSoftmax"]
 
@@ -15,7 +17,7 @@ __all__ = ["ReLU", "LeakyReLU", "Tanh", "ScaledTanh", "Sigmoid", "Softmax", "Log
 class ReLU(Module):
     """max(x, 0)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.relu(x)
 
 
@@ -24,9 +26,9 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = _float_arg(negative_slope, "negative_slope", "LeakyReLU")
+        self.negative_slope = check_number(negative_slope, "negative_slope", "LeakyReLU")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -36,7 +38,7 @@ class LeakyReLU(Module):
 class Tanh(Module):
     """tanh(x)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.tanh(x)
 
 
@@ -45,10 +47,10 @@ class ScaledTanh(Module):
 
     def __init__(self, a: float = 1.7159, s: float = 2 / 3):
         super().__init__()
-        self.a = _float_arg(a, "a", "ScaledTanh")
-        self.s = _float_arg(s, "s", "ScaledTanh")
+        self.a = check_number(a, "a", "ScaledTanh")
+        self.s = check_number(s, "s", "ScaledTanh")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.scaled_tanh(x, self.a, self.s)
 
     def extra_repr(self) -> str:
@@ -58,11 +60,11 @@ class ScaledTanh(Module):
 class Sigmoid(Module):
     """1 / (1 + e^(−x))."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.sigmoid(x)
 
 
-def _dim_arg(dim, layer: str) -> int:
+def _dim_arg(dim: object, layer: str) -> int:
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"{layer}: dim must be an int (the axis to normalise over), got {dim!r}")
     return int(dim)
@@ -78,7 +80,7 @@ class Softmax(Module):
         super().__init__()
         self.dim = _dim_arg(dim, "Softmax")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.softmax(x, self.dim)
 
     def extra_repr(self) -> str:
@@ -92,7 +94,7 @@ class LogSoftmax(Module):
         super().__init__()
         self.dim = _dim_arg(dim, "LogSoftmax")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.log_softmax(x, self.dim)
 
     def extra_repr(self) -> str:

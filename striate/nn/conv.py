@@ -12,32 +12,21 @@ Weights start as PyTorch's do: U(−1/√fan_in, 1/√fan_in) for weight and bia
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from .. import functional as F
-from ..functional._utils import IntPair, Padding, nonnegative_pair, positive_pair
-from ..functional.conv import check_algorithm
+from ..checks import IntPair, Padding, check_int, check_padding, nonnegative_pair, positive_pair
+from ..functional.conv import Algorithm, Fusion, check_algorithm
 from ..random import get_rng
+from ..tensor import Tensor, TensorLike
 from . import init
-from .module import Module, Parameter, _int_arg
+from .module import Module, Parameter
 
 __all__ = ["Conv2d", "ConvTranspose2d", "FusedConv2d"]
 
 FUSIONS = ("sum", "concat", "product")
-
-
-def _padding_arg(padding, layer: str, stride: tuple[int, int]):
-    """An int pair, or the strings "same"/"valid" (unstrided convolutions only, as in PyTorch)."""
-    if isinstance(padding, str):
-        if padding not in ("same", "valid"):
-            raise ValueError(f"{layer}: padding must be an int, a pair of ints, 'same' or 'valid', "
-                             f"got {padding!r}")
-        if padding == "same" and stride != (1, 1):
-            raise ValueError(f"{layer}: padding='same' needs stride 1 (the output of a strided "
-                             f"convolution cannot keep the input's size), got stride={stride}")
-        return padding
-    return nonnegative_pair(padding, "padding", layer)
 
 
 def _divisible(channels: int, name: str, groups: int, layer: str) -> None:
@@ -45,12 +34,13 @@ def _divisible(channels: int, name: str, groups: int, layer: str) -> None:
         raise ValueError(f"{layer}: {name} (={channels}) must be divisible by groups (={groups})")
 
 
-def _set_conv_shape(layer, in_channels, out_channels, kernel_size, stride, dilation, groups) -> None:
+def _set_conv_shape(layer: Any, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair,
+                    dilation: IntPair, groups: int) -> None:
     """Check a convolution layer's channels, groups and window, and store them on the layer."""
     name = type(layer).__name__
-    layer.in_channels = _int_arg(in_channels, "in_channels", name)
-    layer.out_channels = _int_arg(out_channels, "out_channels", name)
-    layer.groups = _int_arg(groups, "groups", name)
+    layer.in_channels = check_int(in_channels, "in_channels", name)
+    layer.out_channels = check_int(out_channels, "out_channels", name)
+    layer.groups = check_int(groups, "groups", name)
     _divisible(layer.in_channels, "in_channels", layer.groups, name)
     _divisible(layer.out_channels, "out_channels", layer.groups, name)
     layer.kernel_size = positive_pair(kernel_size, "kernel_size", name)
@@ -58,7 +48,8 @@ def _set_conv_shape(layer, in_channels, out_channels, kernel_size, stride, dilat
     layer.dilation = positive_pair(dilation, "dilation", name)
 
 
-def _reset_uniform(weight: Parameter, bias: Parameter | None, fan_in: int, rng) -> None:
+def _reset_uniform(weight: Parameter, bias: Parameter | None, fan_in: int,
+                   rng: np.random.Generator | int | None) -> None:
     """weight and bias ~ U(−1/√fan_in, 1/√fan_in), PyTorch's default; weight drawn first."""
     rng = get_rng(rng)
     bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
@@ -67,7 +58,7 @@ def _reset_uniform(weight: Parameter, bias: Parameter | None, fan_in: int, rng) 
         init.uniform_(bias, -bound, bound, rng=rng)
 
 
-def _conv_repr(layer, extra_defaults: dict) -> str:
+def _conv_repr(layer: Module, extra_defaults: dict) -> str:
     """PyTorch's style: the channels, kernel and stride always, the rest only when not default."""
     s = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}"
     for name, default in extra_defaults.items():
@@ -111,11 +102,11 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
                  padding: Padding = 0, dilation: IntPair = 1, groups: int = 1, bias: bool = True,
-                 rng: np.random.Generator | int | None = None, *, algorithm: str = "auto"):
+                 rng: np.random.Generator | int | None = None, *, algorithm: Algorithm = "auto"):
         super().__init__()
         name = type(self).__name__
         _set_conv_shape(self, in_channels, out_channels, kernel_size, stride, dilation, groups)
-        self.padding = _padding_arg(padding, name, self.stride)
+        self.padding = check_padding(padding, name, self.stride)
         self.algorithm = check_algorithm(name, algorithm)
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, kh, kw),
@@ -123,12 +114,12 @@ class Conv2d(Module):
         self.bias = Parameter(np.empty(self.out_channels, dtype=np.float32)) if bias else None
         self.reset_parameters(rng)
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | int | None = None) -> None:
         """Draw new initial weights (fan_in = C/groups · kh · kw)."""
         fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
         _reset_uniform(self.weight, self.bias, fan_in, rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
                         algorithm=self.algorithm)
 
@@ -182,13 +173,13 @@ class ConvTranspose2d(Module):
         self.bias = Parameter(np.empty(self.out_channels, dtype=np.float32)) if bias else None
         self.reset_parameters(rng)
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | int | None = None) -> None:
         """Draw new initial weights; like PyTorch, fan_in is taken from the weight's
         second axis: K/groups · kh · kw."""
         fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
         _reset_uniform(self.weight, self.bias, fan_in, rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, self.groups, self.dilation)
 
@@ -230,31 +221,31 @@ class FusedConv2d(Module):
     """
 
     def __init__(self, in_channels: int, num_kernels: int, kernel_size: IntPair, stride: IntPair = 1,
-                 padding: Padding = 0, fusion: str = "sum", bias: bool = True,
+                 padding: Padding = 0, fusion: Fusion = "sum", bias: bool = True,
                  rng: np.random.Generator | int | None = None):
         super().__init__()
         name = type(self).__name__
         if fusion not in FUSIONS:
             raise ValueError(f"{name}: fusion must be one of {FUSIONS}, got {fusion!r}")
         self.fusion = fusion
-        self.in_channels = _int_arg(in_channels, "in_channels", name)
-        self.num_kernels = _int_arg(num_kernels, "num_kernels", name)
+        self.in_channels = check_int(in_channels, "in_channels", name)
+        self.num_kernels = check_int(num_kernels, "num_kernels", name)
         self.out_channels = self.num_kernels * (self.in_channels if fusion == "concat" else 1)
         self.kernel_size = positive_pair(kernel_size, "kernel_size", name)
         self.stride = positive_pair(stride, "stride", name)
-        self.padding = _padding_arg(padding, name, self.stride)
+        self.padding = check_padding(padding, name, self.stride)
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((self.num_kernels, self.in_channels, kh, kw), dtype=np.float32))
         self.bias = Parameter(np.empty(self.out_channels, dtype=np.float32)) if bias else None
         self.reset_parameters(rng)
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | int | None = None) -> None:
         """Draw new initial weights (see the class docstring for fan_in)."""
         kh, kw = self.kernel_size
         fan_in = (self.in_channels if self.fusion == "sum" else 1) * kh * kw
         _reset_uniform(self.weight, self.bias, fan_in, rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.conv2d_fused(x, self.weight, self.bias, self.stride, self.padding, self.fusion)
 
     def extra_repr(self) -> str:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..checks import check_number
 from ..random import get_rng
-from .module import Module, _float_arg
+from ..tensor import Tensor, TensorLike
+from .module import Module
 
 __all__ = ["Dropout", "Dropout2d"]
 
@@ -25,11 +27,11 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None):
         super().__init__()
-        self.p = _float_arg(p, "p", type(self).__name__, low=0.0, high=1.0)
+        self.p = check_number(p, "p", type(self).__name__, at_least=0, at_most=1)
         # None stays None: the default generator is looked up at each call, not frozen here
         self.rng = None if rng is None else get_rng(rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.dropout(x, self.p, self.training, rng=self.rng)
 
     def extra_repr(self) -> str:
@@ -42,5 +44,5 @@ class Dropout2d(Dropout):
     Shape: (N, C, H, W) → (N, C, H, W).
     """
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.dropout2d(x, self.p, self.training, rng=self.rng)

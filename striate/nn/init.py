@@ -32,7 +32,7 @@ __all__ = ["calculate_fan_in_and_fan_out", "calculate_gain", "uniform_", "normal
            "xavier_normal_"]
 
 
-def _array(tensor, fn: str) -> np.ndarray:
+def _array(tensor: Tensor | np.ndarray, fn: str) -> np.ndarray:
     """The array to fill in place (a Tensor's data, or the ndarray itself)."""
     data = tensor.data if isinstance(tensor, Tensor) else tensor
     if not isinstance(data, np.ndarray) or data.dtype.kind != "f":
@@ -42,13 +42,13 @@ def _array(tensor, fn: str) -> np.ndarray:
     return data
 
 
-def _fill(tensor, values: np.ndarray):
+def _fill(tensor: Tensor | np.ndarray, values: np.ndarray) -> Tensor | np.ndarray:
     data = tensor.data if isinstance(tensor, Tensor) else tensor
     data[...] = values.astype(data.dtype, copy=False)
     return tensor
 
 
-def calculate_fan_in_and_fan_out(tensor) -> tuple[int, int]:
+def calculate_fan_in_and_fan_out(tensor: Tensor | np.ndarray) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a weight of shape (out, in) or (out, in, kh, kw, ...).
 
     Accepts a tensor, an array or a shape tuple. For a convolution weight, each
@@ -92,7 +92,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
                      f"{sorted(_LINEAR_LIKE | {'tanh', 'relu', 'leaky_relu', 'selu'})}")
 
 
-def _fan(tensor, mode: str, fn: str) -> int:
+def _fan(tensor: Tensor | np.ndarray, mode: str, fn: str) -> int:
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"init.{fn}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = calculate_fan_in_and_fan_out(_array(tensor, fn))
@@ -103,7 +103,8 @@ def _fan(tensor, mode: str, fn: str) -> int:
     return fan
 
 
-def uniform_(tensor, a: float = 0.0, b: float = 1.0, rng=None):
+def uniform_(tensor: Tensor | np.ndarray, a: float = 0.0, b: float = 1.0,
+             rng: np.random.Generator | int | None = None) -> Tensor | np.ndarray:
     """Fill with U(a, b)."""
     if not a <= b:
         raise ValueError(f"init.uniform_ expects a <= b, got a={a}, b={b}")
@@ -111,7 +112,8 @@ def uniform_(tensor, a: float = 0.0, b: float = 1.0, rng=None):
     return _fill(tensor, get_rng(rng).uniform(a, b, size=data.shape))
 
 
-def normal_(tensor, mean: float = 0.0, std: float = 1.0, rng=None):
+def normal_(tensor: Tensor | np.ndarray, mean: float = 0.0, std: float = 1.0,
+            rng: np.random.Generator | int | None = None) -> Tensor | np.ndarray:
     """Fill with N(mean, std²)."""
     if std < 0:
         raise ValueError(f"init.normal_ expects std >= 0, got {std}")
@@ -119,46 +121,50 @@ def normal_(tensor, mean: float = 0.0, std: float = 1.0, rng=None):
     return _fill(tensor, get_rng(rng).normal(mean, std, size=data.shape))
 
 
-def constant_(tensor, value: float):
+def constant_(tensor: Tensor | np.ndarray, value: float) -> Tensor | np.ndarray:
     """Fill with ``value``."""
     _array(tensor, "constant_")[...] = value
     return tensor
 
 
-def zeros_(tensor):
+def zeros_(tensor: Tensor | np.ndarray) -> Tensor | np.ndarray:
     """Fill with 0."""
     return constant_(tensor, 0.0)
 
 
-def ones_(tensor):
+def ones_(tensor: Tensor | np.ndarray) -> Tensor | np.ndarray:
     """Fill with 1."""
     return constant_(tensor, 1.0)
 
 
-def kaiming_uniform_(tensor, a: float = 0.0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu", rng=None):
+def kaiming_uniform_(tensor: Tensor | np.ndarray, a: float = 0.0, mode: str = "fan_in",
+                     nonlinearity: str = "leaky_relu",
+                     rng: np.random.Generator | int | None = None) -> Tensor | np.ndarray:
     """He uniform: U(−b, b) with b = gain·√(3 / fan); ``a`` is the leaky ReLU slope for the gain."""
     fan = _fan(tensor, mode, "kaiming_uniform_")
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
     return uniform_(tensor, -bound, bound, rng=rng)
 
 
-def kaiming_normal_(tensor, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu", rng=None):
+def kaiming_normal_(tensor: Tensor | np.ndarray, a: float = 0.0, mode: str = "fan_in",
+                    nonlinearity: str = "leaky_relu",
+                    rng: np.random.Generator | int | None = None) -> Tensor | np.ndarray:
     """He normal: N(0, σ²) with σ = gain / √fan."""
     fan = _fan(tensor, mode, "kaiming_normal_")
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
     return normal_(tensor, 0.0, std, rng=rng)
 
 
-def xavier_uniform_(tensor, gain: float = 1.0, rng=None):
+def xavier_uniform_(tensor: Tensor | np.ndarray, gain: float = 1.0,
+                    rng: np.random.Generator | int | None = None) -> Tensor | np.ndarray:
     """Glorot uniform: U(−b, b) with b = gain·√(6 / (fan_in + fan_out))."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(_array(tensor, "xavier_uniform_"))
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound, rng=rng)
 
 
-def xavier_normal_(tensor, gain: float = 1.0, rng=None):
+def xavier_normal_(tensor: Tensor | np.ndarray, gain: float = 1.0,
+                   rng: np.random.Generator | int | None = None) -> Tensor | np.ndarray:
     """Glorot normal: N(0, σ²) with σ = gain·√(2 / (fan_in + fan_out))."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(_array(tensor, "xavier_normal_"))
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))

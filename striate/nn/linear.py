@@ -6,9 +6,11 @@ import math
 import numpy as np
 
 from .. import functional as F
+from ..checks import check_int
 from ..random import get_rng
+from ..tensor import Tensor, TensorLike
 from . import init
-from .module import Module, Parameter, _int_arg
+from .module import Module, Parameter
 
 __all__ = ["Linear", "Identity"]
 
@@ -34,13 +36,13 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  rng: np.random.Generator | int | None = None):
         super().__init__()
-        self.in_features = _int_arg(in_features, "in_features", "Linear")
-        self.out_features = _int_arg(out_features, "out_features", "Linear")
+        self.in_features = check_int(in_features, "in_features", "Linear")
+        self.out_features = check_int(out_features, "out_features", "Linear")
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=np.float32))
         self.bias = Parameter(np.empty(self.out_features, dtype=np.float32)) if bias else None
         self.reset_parameters(rng)
 
-    def reset_parameters(self, rng=None) -> None:
+    def reset_parameters(self, rng: np.random.Generator | int | None = None) -> None:
         """Draw new initial weights: U(−1/√in_features, 1/√in_features), weight then bias."""
         rng = get_rng(rng)
         bound = 1 / math.sqrt(self.in_features)
@@ -48,7 +50,7 @@ class Linear(Module):
         if self.bias is not None:
             init.uniform_(self.bias, -bound, bound, rng=rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -58,5 +60,5 @@ class Linear(Module):
 class Identity(Module):
     """Returns its input unchanged (a placeholder, or the shortcut of a residual block)."""
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x

@@ -12,47 +12,20 @@ A module holds three kinds of state, registered automatically by assignment:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
+import numpy.typing as npt
 
-from ..tensor import Tensor
+from ..tensor import Tensor, TensorLike
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
-
-
-# -- configuration checks shared by the layers (each names the layer and the value) --
-
-def _int_arg(value, name: str, layer: str, minimum: int = 1) -> int:
-    """An int of at least ``minimum``; anything else is a clear TypeError/ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{layer}: {name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{layer}: {name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def _float_arg(value, name: str, layer: str, low: float | None = None, high: float | None = None,
-               low_open: bool = False) -> float:
-    """A real number in [low, high] (or (low, high] with ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{layer}: {name} must be a number, got {value!r}")
-    value = float(value)
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and value > high
-    if too_low or too_high or value != value:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        left = "(" if low_open or low is None else "["
-        right = ")" if high is None else "]"
-        raise ValueError(f"{layer}: {name} must be in {left}{lo}, {hi}{right}, got {value:g}")
-    return value
 
 
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (``requires_grad=True`` by default)."""
 
-    def __init__(self, data, requires_grad: bool = True, dtype=None):
+    def __init__(self, data: TensorLike, requires_grad: bool = True, dtype: npt.DTypeLike | None = None):
         if isinstance(data, Tensor):
             data = data.data
         if dtype is None and hasattr(data, "dtype") and np.dtype(data.dtype) == np.float64:
@@ -71,7 +44,7 @@ class Module:
         >>> class Tiny(Module):
         ...     def __init__(self):
         ...         super().__init__()
-        ...         self.fc = Linear(4, 2)
+        ...         self.fc = nn.Linear(4, 2)
         ...     def forward(self, x):
         ...         return self.fc(x)
         >>> [name for name, _ in Tiny().named_parameters()]
@@ -80,7 +53,7 @@ class Module:
 
     training: bool
 
-    def __init__(self):
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -88,7 +61,7 @@ class Module:
         object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # -- registration --------------------------------------------------------
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning attribute {name!r}")
@@ -109,7 +82,7 @@ class Module:
         target[name] = value          # replacing keeps the original position (state_dict order)
         self.__dict__.pop(name, None)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         # only called when normal lookup fails: look in the registries
         d = self.__dict__
         for registry in ("_parameters", "_buffers", "_modules"):
@@ -124,7 +97,7 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def register_buffer(self, name: str, value) -> None:
+    def register_buffer(self, name: str, value: Any) -> None:
         """Register a non-trainable array (or None) saved in ``state_dict``."""
         if "_buffer_names" not in self.__dict__:
             object.__setattr__(self, "_buffer_names", set())
@@ -275,10 +248,10 @@ class Module:
         return missing, unexpected
 
     # -- calling -------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
         for hook in tuple(self.__dict__.get("_forward_hooks", {}).values()):
             result = hook(self, args, out)
@@ -286,7 +259,7 @@ class Module:
                 out = result
         return out
 
-    def register_forward_hook(self, hook) -> "HookHandle":
+    def register_forward_hook(self, hook: Callable[..., Any]) -> "HookHandle":
         """Call ``hook(module, inputs, output)`` after every forward of this module.
 
         A hook that returns something other than None replaces the output.
@@ -330,7 +303,7 @@ class HookHandle:
     def __enter__(self) -> "HookHandle":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.remove()
 
 
@@ -355,7 +328,7 @@ class Sequential(_Container):
     Takes modules as arguments (named "0", "1", ...) or one OrderedDict of name → module.
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Any) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
             for name, module in modules[0].items():
@@ -366,12 +339,12 @@ class Sequential(_Container):
                     raise TypeError(f"Sequential expects Modules, got {type(module).__name__} at position {i}")
                 self.add_module(str(i), module)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Any:
         for module in self._modules.values():
             x = module(x)
         return x
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Module:
         items = list(self._modules.items())
         if isinstance(index, slice):
             return Sequential(OrderedDict(items[index]))

@@ -7,8 +7,9 @@ from typing import Sequence, Union
 import numpy as np
 
 from .. import functional as F
-from ..functional._utils import to_tensor
-from .module import Module, Parameter, _float_arg, _int_arg
+from ..checks import check_int, check_number, to_tensor
+from ..tensor import Tensor, TensorLike
+from .module import Module, Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "LocalResponseNorm"]
 
@@ -35,9 +36,10 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, *, bias: bool = True):
         super().__init__()
         name = type(self).__name__
-        self.num_features = _int_arg(num_features, "num_features", name)
-        self.eps = _float_arg(eps, "eps", name, low=0.0, low_open=True)
-        self.momentum = None if momentum is None else _float_arg(momentum, "momentum", name, 0.0, 1.0)
+        self.num_features = check_int(num_features, "num_features", name)
+        self.eps = check_number(eps, "eps", name, above=0)
+        self.momentum = (None if momentum is None else
+                         check_number(momentum, "momentum", name, at_least=0, at_most=1))
         self.affine = bool(affine)
         self.use_bias = bool(bias) and self.affine     # whether a shift is learnt
         self.track_running_stats = bool(track_running_stats)
@@ -73,7 +75,7 @@ class _BatchNorm(Module):
             if self.bias is not None:
                 self.bias.data[...] = 0
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = to_tensor(x, type(self).__name__)
         shape = tuple(x.shape)
         if len(shape) not in self._layouts or shape[1] != self.num_features:
@@ -131,18 +133,19 @@ class LayerNorm(Module):
         super().__init__()
         if isinstance(normalized_shape, (int, np.integer)):
             normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(_int_arg(n, "normalized_shape", "LayerNorm")
+        self.normalized_shape = tuple(check_int(n, "normalized_shape", "LayerNorm")
                                       for n in normalized_shape)
-        self.eps = _float_arg(eps, "eps", "LayerNorm", low=0.0, low_open=True)
+        self.eps = check_number(eps, "eps", "LayerNorm", above=0)
         self.elementwise_affine = bool(elementwise_affine)
         if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
-            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32)) if bias else None
+            self.weight: Parameter | None = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
+            self.bias: Parameter | None = (Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
+                                           if bias else None)
         else:
             self.weight = None
             self.bias = None
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -159,12 +162,12 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
-        self.size = _int_arg(size, "size", "LocalResponseNorm")
-        self.alpha = _float_arg(alpha, "alpha", "LocalResponseNorm")
-        self.beta = _float_arg(beta, "beta", "LocalResponseNorm")
-        self.k = _float_arg(k, "k", "LocalResponseNorm")
+        self.size = check_int(size, "size", "LocalResponseNorm")
+        self.alpha = check_number(alpha, "alpha", "LocalResponseNorm")
+        self.beta = check_number(beta, "beta", "LocalResponseNorm")
+        self.k = check_number(k, "k", "LocalResponseNorm")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
 
     def extra_repr(self) -> str:

@@ -14,8 +14,10 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..functional._utils import IntPair, nonnegative_pair, positive_pair
-from .module import Module, _float_arg
+from ..checks import IntPair, check_number, nonnegative_pair, positive_pair
+from ..functional.pool import OutputSize
+from ..tensor import Tensor, TensorLike
+from .module import Module
 
 __all__ = ["MaxPool2d", "AvgPool2d", "SumPool2d", "MinPool2d", "LPPool2d", "L2Pool2d",
            "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "GlobalAvgPool2d", "GlobalMaxPool2d"]
@@ -69,7 +71,7 @@ class MaxPool2d(_ExtremePool2d):
     Shape: (N, C, H, W) → (N, C, OH, OW).
     """
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, dilation=self.dilation,
                             ceil_mode=self.ceil_mode)
 
@@ -80,7 +82,7 @@ class MinPool2d(_ExtremePool2d):
     Shape: (N, C, H, W) → (N, C, OH, OW).
     """
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.min_pool2d(x, self.kernel_size, self.stride, self.padding, dilation=self.dilation,
                             ceil_mode=self.ceil_mode)
 
@@ -110,7 +112,7 @@ class AvgPool2d(_Pool2d):
                              f"got {divisor_override!r}")
         self.divisor_override = divisor_override
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
                             count_include_pad=self.count_include_pad,
                             divisor_override=self.divisor_override)
@@ -120,7 +122,7 @@ class SumPool2d(_Pool2d):
     """Sum over each window (average pooling without the division; LeNet-5's subsampling
     before its trainable coefficient). Shape: (N, C, H, W) → (N, C, OH, OW)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.sum_pool2d(x, self.kernel_size, self.stride, self.padding)
 
 
@@ -137,13 +139,13 @@ class LPPool2d(_Pool2d):
     def __init__(self, norm_type: float, kernel_size: IntPair, stride: IntPair | None = None,
                  padding: IntPair = 0):
         super().__init__(kernel_size, stride, padding)
-        p = _float_arg(norm_type, "norm_type", type(self).__name__)
+        p = check_number(norm_type, "norm_type", type(self).__name__)
         if not 1 <= p < math.inf:
             raise ValueError(f"LPPool2d: norm_type must be a finite number >= 1, got {norm_type!r}"
                              + (" (for p = inf use MaxPool2d)" if p == math.inf else ""))
         self.norm_type = p
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self) -> str:
@@ -153,12 +155,12 @@ class LPPool2d(_Pool2d):
 class L2Pool2d(_Pool2d):
     """√(Σ_window x²): LP pooling with p = 2. Shape: (N, C, H, W) → (N, C, OH, OW)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.l2_pool2d(x, self.kernel_size, self.stride, self.padding)
 
 
 class _AdaptivePool2d(Module):
-    def __init__(self, output_size):
+    def __init__(self, output_size: OutputSize) -> None:
         super().__init__()
         name = type(self).__name__
         size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
@@ -178,7 +180,7 @@ class AdaptiveAvgPool2d(_AdaptivePool2d):
     """Mean over windows chosen so that the output is ``output_size`` (PyTorch's windows:
     start ⌊i·H/OH⌋, end ⌈(i+1)·H/OH⌉). Shape: (N, C, H, W) → (N, C, OH, OW)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.adaptive_avg_pool2d(x, self.output_size)
 
 
@@ -186,19 +188,19 @@ class AdaptiveMaxPool2d(_AdaptivePool2d):
     """Maximum over windows chosen so that the output is ``output_size``.
     Shape: (N, C, H, W) → (N, C, OH, OW)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.adaptive_max_pool2d(x, self.output_size)
 
 
 class GlobalAvgPool2d(Module):
     """Mean of each whole feature map. Shape: (N, C, H, W) → (N, C, 1, 1)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.global_avg_pool2d(x)
 
 
 class GlobalMaxPool2d(Module):
     """Maximum of each whole feature map. Shape: (N, C, H, W) → (N, C, 1, 1)."""
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.global_max_pool2d(x)

@@ -6,7 +6,8 @@ of their own: the input's gradient is the sum over the paths it feeds.
 from __future__ import annotations
 
 from .. import functional as F
-from ..functional._utils import to_tensor
+from ..checks import to_tensor
+from ..tensor import Tensor, TensorLike
 from .module import Module
 
 __all__ = ["Residual", "Concat"]
@@ -31,7 +32,7 @@ class Residual(Module):
         self.body = body
         self.shortcut = shortcut
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = to_tensor(x, "Residual")
         y = self.body(x)
         skip = x if self.shortcut is None else self.shortcut(x)
@@ -63,7 +64,7 @@ class Concat(Module):
             raise TypeError(f"Concat: dim must be an int (the axis to join along), got {dim!r}")
         self.dim = dim
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.concat([branch(x) for branch in self._modules.values()], axis=self.dim)
 
     def extra_repr(self) -> str:

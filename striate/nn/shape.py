@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 
 from .. import functional as F
-from ..functional._utils import to_tensor
-from .module import Module, _float_arg
+from ..checks import check_number, to_tensor
+from ..tensor import Tensor, TensorLike
+from .module import Module
 
 __all__ = ["Flatten", "Unflatten", "ZeroPad2d", "ConstantPad2d"]
 
 
-def _axis_arg(value, name: str, layer: str) -> int:
+def _axis_arg(value: object, name: str, layer: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{layer}: {name} must be an int (an axis), got {value!r}")
     return int(value)
@@ -29,7 +31,7 @@ class Flatten(Module):
         self.start_dim = _axis_arg(start_dim, "start_dim", "Flatten")
         self.end_dim = _axis_arg(end_dim, "end_dim", "Flatten")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.flatten(x, self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
@@ -42,7 +44,7 @@ class Unflatten(Module):
     Shape: e.g. ``Unflatten(1, (16, 5, 5))``: (N, 400) → (N, 16, 5, 5).
     """
 
-    def __init__(self, dim: int, sizes):
+    def __init__(self, dim: int, sizes: Sequence[int]):
         super().__init__()
         self.dim = _axis_arg(dim, "dim", "Unflatten")
         if isinstance(sizes, (int, np.integer)) or not all(
@@ -52,7 +54,7 @@ class Unflatten(Module):
         if sum(s == -1 for s in self.sizes) > 1 or any(s < 1 and s != -1 for s in self.sizes):
             raise ValueError(f"Unflatten: sizes must be positive, with at most one -1, got {self.sizes}")
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = to_tensor(x, "Unflatten")
         shape = tuple(x.shape)
         if not -len(shape) <= self.dim < len(shape):
@@ -79,7 +81,7 @@ class ConstantPad2d(Module):
     Shape: (N, C, H, W) → (N, C, H + top + bottom, W + left + right).
     """
 
-    def __init__(self, padding, value: float):
+    def __init__(self, padding: int | Sequence[int], value: float):
         super().__init__()
         name = type(self).__name__
         if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
@@ -88,9 +90,9 @@ class ConstantPad2d(Module):
                 isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in padding):
             raise TypeError(f"{name}: padding must be an int or (left, right, top, bottom), got {padding!r}")
         self.padding = tuple(int(p) for p in padding)
-        self.value = _float_arg(value, "value", name)
+        self.value = check_number(value, "value", name)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.pad(x, self.padding, self.value)
 
     def extra_repr(self) -> str:
@@ -103,7 +105,7 @@ class ZeroPad2d(ConstantPad2d):
     Shape: (N, C, H, W) → (N, C, H + top + bottom, W + left + right).
     """
 
-    def __init__(self, padding):
+    def __init__(self, padding: int | Sequence[int]) -> None:
         super().__init__(padding, 0.0)
 
     def extra_repr(self) -> str:

@@ -12,9 +12,13 @@ For each parameter p with gradient g, at step t = 1, 2, ... (PyTorch's algorithm
 """
 from __future__ import annotations
 
-from ..tensor import array_module
-from .optimizer import Optimizer, _blocks
-from .sgd import _number
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..checks import check_number
+from ..tensor import Tensor, array_module
+from .optimizer import Optimizer, blocks
 
 __all__ = ["Adam", "AdamW"]
 
@@ -37,7 +41,7 @@ class Adam(Optimizer):
 
     _decoupled_weight_decay = False
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
                  maximize: bool = False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, (list, tuple)) else betas,
@@ -51,11 +55,11 @@ class Adam(Optimizer):
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
         for i, beta in enumerate(betas):
-            _number({f"betas[{i}]": beta}, f"betas[{i}]", name, 0.0, 1.0, high_open=True)
-        _number(group, "eps", name)
-        _number(group, "weight_decay", name)
+            check_number(beta, f"betas[{i}]", name, at_least=0, below=1)
+        check_number(group["eps"], "eps", name, at_least=0)
+        check_number(group["weight_decay"], "weight_decay", name, at_least=0)
 
-    def _update(self, p, grad, group, state) -> None:
+    def _update(self, p: Tensor, grad: np.ndarray, group: dict, state: dict) -> None:
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         beta1, beta2 = (float(b) for b in group["betas"])
         xp = array_module(p.data)
@@ -71,7 +75,7 @@ class Adam(Optimizer):
         bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
         w = 1 - beta1
         amsgrad = group["amsgrad"]
-        for P, G, m, v, vmax in _blocks(p.data, grad, state["exp_avg"], state["exp_avg_sq"],
+        for P, G, m, v, vmax in blocks(p.data, grad, state["exp_avg"], state["exp_avg_sq"],
                                         state.get("max_exp_avg_sq")):     # in place, block by block
             g = -G if group["maximize"] else G
             if weight_decay != 0:
@@ -99,7 +103,7 @@ class AdamW(Adam):
 
     _decoupled_weight_decay = True
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
                  maximize: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

@@ -18,33 +18,17 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter
+from typing import Iterable
 
-import numpy as np
-
+from ..checks import check_int, check_number
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
 
 
-def _check_optimizer(optimizer, name: str) -> None:
+def _check_optimizer(optimizer: object, name: str) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"{name} expects a striate optimizer (e.g. optim.SGD), got {type(optimizer).__name__}")
-
-
-def _int(value, name: str, scheduler: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{scheduler}: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _positive(value, name: str, scheduler: str, below_one: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) and value > 0
-    if ok and below_one:
-        ok = value < 1
-    if not ok:
-        raise ValueError(f"{scheduler}: {name} must be a number > 0{' and < 1' if below_one else ''}, "
-                         f"got {value!r}")
-    return float(value)
 
 
 class LRScheduler:
@@ -106,8 +90,8 @@ class StepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        self.step_size = _int(step_size, "step_size", "StepLR", 1)
-        self.gamma = _positive(gamma, "gamma", "StepLR")
+        self.step_size = check_int(step_size, "step_size", "StepLR")
+        self.gamma = check_number(gamma, "gamma", "StepLR", above=0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -120,12 +104,13 @@ class MultiStepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` at each epoch listed in ``milestones``
     (twice if listed twice)."""
 
-    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
+                 last_epoch: int = -1):
         milestones = list(milestones)
         for m in milestones:
-            _int(m, "every milestone", "MultiStepLR", 0)
+            check_int(m, "every milestone", "MultiStepLR", at_least=0)
         self.milestones = sorted(int(m) for m in milestones)
-        self.gamma = _positive(gamma, "gamma", "MultiStepLR")
+        self.gamma = check_number(gamma, "gamma", "MultiStepLR", above=0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -149,11 +134,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
-        self.T_max = _int(T_max, "T_max", "CosineAnnealingLR", 1)
-        if isinstance(eta_min, bool) or not isinstance(eta_min, (int, float, np.integer, np.floating)) \
-                or eta_min < 0:
-            raise ValueError(f"CosineAnnealingLR: eta_min must be a number >= 0, got {eta_min!r}")
-        self.eta_min = float(eta_min)
+        self.T_max = check_int(T_max, "T_max", "CosineAnnealingLR")
+        self.eta_min = check_number(eta_min, "eta_min", "CosineAnnealingLR", at_least=0)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -203,12 +185,10 @@ class ReduceLROnPlateau:
             raise ValueError(f"{name}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         self.optimizer = optimizer
         self.mode = mode
-        self.factor = _positive(factor, "factor", name, below_one=True)
-        self.patience = _int(patience, "patience", name, 0)
-        self.cooldown = _int(cooldown, "cooldown", name, 0)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
-            raise ValueError(f"{name}: threshold must be a number >= 0, got {threshold!r}")
-        self.threshold = float(threshold)
+        self.factor = check_number(factor, "factor", name, above=0, below=1)
+        self.patience = check_int(patience, "patience", name, at_least=0)
+        self.cooldown = check_int(cooldown, "cooldown", name, at_least=0)
+        self.threshold = check_number(threshold, "threshold", name, at_least=0)
         self.threshold_mode = threshold_mode
         n = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)):
@@ -232,7 +212,7 @@ class ReduceLROnPlateau:
             return value < (self.best * (1 - self.threshold) if rel else self.best - self.threshold)
         return value > (self.best * (1 + self.threshold) if rel else self.best + self.threshold)
 
-    def step(self, metric) -> None:
+    def step(self, metric: float) -> None:
         """Record this epoch's metric; cut the learning rates if it has not improved
         for more than ``patience`` epochs."""
         value = float(metric.item() if hasattr(metric, "item") else metric)

@@ -9,13 +9,14 @@ graph; subclasses write the update for one parameter in ``_update``.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..checks import check_number
 from ..tensor import Tensor, enable_grad, no_grad
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "blocks"]
 
 # Updates run over flat blocks of this many elements (256 KiB of float32), so that every
 # temporary an update makes is a block that stays in cache, not an array the size of the
@@ -23,7 +24,7 @@ __all__ = ["Optimizer"]
 _BLOCK = 1 << 16
 
 
-def _blocks(*arrays):
+def blocks(*arrays: np.ndarray | None) -> Iterator[tuple[Any, ...]]:
     """Matching slices of same-shape arrays, ``_BLOCK`` elements at a time (None stays None).
 
     The slices are views: updating them in place updates the arrays. Small arrays, and
@@ -43,7 +44,7 @@ class Optimizer:
     """Base class. ``params`` is an iterable of parameters, or of dicts
     ``{"params": [...], "lr": ..., ...}`` (parameter groups with their own settings)."""
 
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params: Iterable[Any], defaults: dict):
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict[Tensor, dict] = {}
@@ -83,10 +84,8 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check_group(self, group: dict) -> None:
-        """Validate a group's hyper-parameters (subclasses raise clear ValueErrors)."""
-        lr = group.get("lr")
-        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or not lr >= 0:
-            raise ValueError(f"{type(self).__name__}: lr must be a number >= 0, got {lr!r}")
+        """Validate a group's hyper-parameters (a TypeError or ValueError naming the value)."""
+        check_number(group.get("lr"), "lr", type(self).__name__, at_least=0)
 
     # -- stepping ----------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -98,7 +97,7 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad[...] = 0
 
-    def step(self, closure: Callable[[], Tensor] | None = None):
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given
         (the closure recomputes the loss and its gradients)."""
         loss = None

@@ -10,24 +10,15 @@ For each parameter p with gradient g (PyTorch's algorithm, step for step)::
 """
 from __future__ import annotations
 
+from typing import Any, Iterable
+
 import numpy as np
 
-from ..tensor import array_module
-from .optimizer import Optimizer, _blocks
+from ..checks import check_number
+from ..tensor import Tensor, array_module
+from .optimizer import Optimizer, blocks
 
 __all__ = ["SGD"]
-
-
-def _number(group: dict, key: str, optimizer: str, low: float = 0.0, high: float | None = None,
-            high_open: bool = False) -> float:
-    value = group[key]
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-    if ok:
-        ok = value >= low and (high is None or (value < high if high_open else value <= high))
-    if not ok:
-        bound = "" if high is None else (f" and < {high:g}" if high_open else f" and <= {high:g}")
-        raise ValueError(f"{optimizer}: {key} must be a number >= {low:g}{bound}, got {value!r}")
-    return float(value)
 
 
 class SGD(Optimizer):
@@ -45,11 +36,15 @@ class SGD(Optimizer):
     State per parameter: ``momentum_buffer`` (when momentum ≠ 0).
 
     Example:
+        >>> model = nn.Linear(4, 2)
         >>> opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+        >>> loss = (model(np.ones((8, 4), np.float32)) ** 2).mean()
         >>> opt.zero_grad(); loss.backward(); opt.step()
+        >>> sorted(opt.state[model.weight])
+        ['momentum_buffer']
     """
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0, maximize: bool = False):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=bool(nesterov),
                         weight_decay=weight_decay, maximize=bool(maximize))
@@ -57,14 +52,14 @@ class SGD(Optimizer):
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        momentum = _number(group, "momentum", "SGD")
-        dampening = _number(group, "dampening", "SGD")
-        _number(group, "weight_decay", "SGD")
+        momentum = check_number(group["momentum"], "momentum", "SGD", at_least=0)
+        dampening = check_number(group["dampening"], "dampening", "SGD", at_least=0)
+        check_number(group["weight_decay"], "weight_decay", "SGD", at_least=0)
         if group["nesterov"] and (momentum <= 0 or dampening != 0):
             raise ValueError(f"SGD: Nesterov momentum needs momentum > 0 and dampening = 0, "
                              f"got momentum={momentum:g}, dampening={dampening:g}")
 
-    def _update(self, p, grad, group, state) -> None:
+    def _update(self, p: Tensor, grad: np.ndarray, group: dict, state: dict) -> None:
         # Python floats keep the float32 arithmetic float32 (an np.float64 would not)
         lr, momentum = float(group["lr"]), float(group["momentum"])
         dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
@@ -73,7 +68,7 @@ class SGD(Optimizer):
         first = momentum != 0 and buf is None
         if first:
             buf = state["momentum_buffer"] = array_module(p.data).empty_like(p.data)
-        for P, G, B in _blocks(p.data, grad, buf):              # in place, block by block
+        for P, G, B in blocks(p.data, grad, buf):              # in place, block by block
             g = -G if maximize else G
             if weight_decay != 0:
                 g = g + weight_decay * P

@@ -100,6 +100,7 @@ def estimate_memory(model, input_shape, batch_size: int, optimizer=None) -> int:
     measured peaks of LeNet-5, the MLP and AlexNet were 40 to 80 % of it (leaving
     out the workspace).
 
+    >>> # not run: building AlexNet allocates its 61 million weights (a few seconds)
     >>> estimate_memory(models.get("alexnet"), (3, 227, 227), 4096) / 2**30   # doctest: +SKIP
     64.5
     """

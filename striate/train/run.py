@@ -238,8 +238,10 @@ class Run:
         dataset: the data set's name from the config (None if not recorded).
         weights: the file the weights came from.
 
-    >>> run = st.load_run("runs/lenet5-mnist")                 # doctest: +SKIP
-    >>> run.predict(test_images[:5]).argmax(axis=1)            # (5, 28, 28) uint8 -> 5 labels
+    Not run as a doctest (it needs a trained run folder and MNIST's test images)::
+
+        run = st.load_run("runs/lenet5-mnist")
+        run.predict(test_images[:5]).argmax(axis=1)            # (5, 28, 28) uint8 -> 5 labels
     """
 
     def __init__(self, path, model, config: dict, weights, metrics: dict):
@@ -349,8 +351,10 @@ def load_run(path) -> Run:
     file whose metadata holds the config (model.safetensors) or that has a
     config.json beside it.
 
-    >>> run = st.load_run("runs/lenet5-mnist")                 # doctest: +SKIP
-    >>> probs = run.predict(images)                           # (N, 10), rows sum to 1
+    Not run as a doctest (it needs a trained run folder)::
+
+        run = st.load_run("runs/lenet5-mnist")
+        probs = run.predict(images)                            # (N, 10), rows sum to 1
 
     Raises RunError (a ValueError; one line naming the file and the problem) for
     a missing folder or config, bad JSON, a config without a model description,

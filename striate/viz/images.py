@@ -18,10 +18,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ._mpl import plt
+from .mpl import plt
 
-__all__ = ["DPI", "save_png", "format_number", "draw_matrix", "show_map", "map_kind", "FilterResult",
-           "plot_filter_grid", "filter_grid_size", "Matrix", "Picture", "Symbol", "plot_rows", "rows_size"]
+__all__ = ["DPI", "save_png", "format_number", "draw_matrix", "colorbar", "show_map", "map_kind",
+           "FilterResult", "plot_filter_grid", "filter_grid_size", "Matrix", "Picture", "Symbol", "plot_rows",
+           "rows_size"]
 
 DPI = 100
 
@@ -115,6 +116,8 @@ def map_kind(kernel: np.ndarray | None, magnitude: bool = False) -> str:
     """
     if magnitude:
         return "magnitude"
+    if kernel is None:
+        return "values"
     total = float(np.sum(kernel))
     scale = float(np.sum(np.abs(kernel))) or 1.0
     if abs(total - 1.0) <= 1e-5 * scale:
@@ -153,7 +156,8 @@ def show_map(ax, image: np.ndarray, kind: str = "photo"):
                      interpolation="nearest")
 
 
-def _colorbar(fig, mappable, rect, label: str = "") -> None:
+def colorbar(fig, mappable, rect, label: str = "") -> None:
+    """A small horizontal colour bar for ``mappable`` in ``rect`` (figure fractions), with ``label``."""
     cax = fig.add_axes(rect)
     bar = fig.colorbar(mappable, cax=cax, orientation="horizontal")
     bar.ax.tick_params(labelsize=7, length=2, pad=1)
@@ -272,7 +276,7 @@ def plot_filter_grid(original: np.ndarray, results: Sequence[FilterResult], path
                      ha="center", va="bottom", fontsize=8, color="#444444")
         if artist is not None:
             label = {"signed": "response (0 = no change)", "magnitude": "edge strength"}.get(panel.kind, "")
-            _colorbar(fig, artist, rect(x0 + 0.2, y0 + 0.25, layout.image_w - 0.4, 0.09), label)
+            colorbar(fig, artist, rect(x0 + 0.2, y0 + 0.25, layout.image_w - 0.4, 0.09), label)
         _draw_kernels(fig, panel.kernels, rect, x0 + layout.image_w + 0.15, image_y, layout)
 
     if title:
@@ -447,7 +451,7 @@ def plot_rows(rows: Sequence[tuple[str, Sequence]], path, title: str = "", cell:
                     ax = fig.add_axes(rect(centre - w / 2, y + bar_h, w, h - bar_h))
                     artist = show_map(ax, item.image, item.kind)
                     if item.colorbar and artist is not None:
-                        _colorbar(fig, artist, rect(centre - w / 2 + 0.05, y + 0.2, w - 0.1, 0.08))
+                        colorbar(fig, artist, rect(centre - w / 2 + 0.05, y + 0.2, w - 0.1, 0.08))
                 if item.title:
                     fig.text(centre / W, (content_top + 0.03) / H, item.title, ha="center", va="bottom",
                              fontsize=_TITLE_PT)

@@ -19,8 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ._mpl import plt
-from .images import DPI, _colorbar, draw_matrix, save_png
+from .images import DPI, colorbar, draw_matrix, save_png
+from .mpl import plt
 
 __all__ = ["LayerMaps", "first_conv_weight", "conv_layers", "feature_maps", "plot_kernels", "kernels_size",
            "plot_feature_maps", "feature_maps_size"]
@@ -52,7 +52,9 @@ def first_conv_weight(model) -> tuple[str, np.ndarray]:
     if not layers:
         raise ValueError(f"{type(model).__name__} has no convolution layer (no module with a 4-D weight)")
     name, module = layers[0]
-    return name, _dense_weight(module)
+    weight = _dense_weight(module)
+    assert weight is not None                       # conv_layers keeps only modules that have one
+    return name, weight
 
 
 @dataclass
@@ -208,7 +210,7 @@ def plot_kernels(weight: np.ndarray, path, title: str = "", dpi: int = DPI) -> t
                  "= a larger red weight, ...", ha="center", va="bottom", fontsize=8, color="#444444")
     else:
         mappable = plt.cm.ScalarMappable(norm=plt.Normalize(-top, top), cmap="RdBu_r")
-        _colorbar(fig, mappable, [(W - bar_w) / 2 / W, bar_y / H, bar_w / W, 0.1 / H],
+        colorbar(fig, mappable, [(W - bar_w) / 2 / W, bar_y / H, bar_w / W, 0.1 / H],
                   "weight value (0 = white)" + ("; colour pictures: grey = 0" if g.mode == "rgb" else ""))
     heading = title or "first-layer kernels"
     fig.text(0.5, 1 - _MARGIN / H, f"{heading}: {K} kernels of {C}×{kh}×{kw}", ha="center", va="top",
@@ -327,7 +329,7 @@ def plot_feature_maps(image: np.ndarray, layers: Sequence[LayerMaps], path, prob
             ax.text(0.03, 0.97, str(i), transform=ax.transAxes, ha="left", va="top", fontsize=6,
                     color="white", bbox=dict(boxstyle="square,pad=0.1", fc="black", alpha=0.45, lw=0))
         y -= _layer_rows(C) * (_MAP_IN + _MAP_GAP)
-        _colorbar(fig, plt.cm.ScalarMappable(norm=norm, cmap=cmap),
+        colorbar(fig, plt.cm.ScalarMappable(norm=norm, cmap=cmap),
                   rect(x0, y - 0.2, min(3.0, _MAPS_PER_ROW * (_MAP_IN + _MAP_GAP) - 0.1), 0.08))
         y -= _LAYER_BAR
     fig.text(0.5, 1 - _MARGIN / H, title or "feature maps", ha="center", va="top", fontsize=11,

@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._mpl import plt, save
+from .mpl import plt, save
 
 __all__ = ["plot_curves", "plot_confusion"]
 

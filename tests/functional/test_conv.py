@@ -386,7 +386,7 @@ CONV2D_ERRORS = [
      r"conv2d expects weight \(K, C/groups, kh, kw\), got shape \(6, 3, 3\)"),
     (f32(8, 4, 9, 9), f32(6, 1, 3, 3), dict(groups=4), ValueError,
      r"groups=4 must divide the 6 output channels"),
-    (f32(8, 3, 9, 9), f32(6, 3, 3, 3), dict(groups=0), ValueError, r"groups must be at least 1, got 0"),
+    (f32(8, 3, 9, 9), f32(6, 3, 3, 3), dict(groups=0), ValueError, r"groups must be an int >= 1, got 0"),
     (f32(8, 3, 9, 9), f32(6, 3, 3, 3), dict(groups=1.5), TypeError, r"groups must be an int"),
     (f32(8, 3, 9, 9), f32(6, 3, 3, 3), dict(bias=f32(5)), ValueError,
      r"conv2d expects bias \(K,\) with 6 values .*got shape \(5,\)"),

@@ -152,7 +152,7 @@ def test_scheduler_errors():
         optim.StepLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), step_size=2)
     with pytest.raises(ValueError, match="StepLR: step_size must be an int >= 1, got 0"):
         optim.StepLR(opt, step_size=0)
-    with pytest.raises(ValueError, match="CosineAnnealingLR: T_max must be an int >= 1"):
+    with pytest.raises(TypeError, match="CosineAnnealingLR: T_max must be an int >= 1, got 2.5"):
         optim.CosineAnnealingLR(opt, T_max=2.5)
     with pytest.raises(ValueError, match="MultiStepLR: every milestone must be an int >= 0"):
         optim.MultiStepLR(opt, milestones=[3, -1])
