@@ -5,7 +5,6 @@ try:
     import onnx.helper
     import onnx.numpy_helper
     import onnx.defs
-    import onnx.shape_inference
 except ImportError as exc:          # pragma: no cover - depends on the environment
     raise ImportError("striate.onnx needs the onnx package: pip install striate[onnx]") from exc
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import functional as F
 from ..nn.module import Module, Parameter
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 from . import ops
 from ._deps import onnx
 
@@ -444,7 +444,7 @@ _binary("Equal", ops.equal)
 def _pow(node):
     def run(x, y):
         if not (isinstance(y, Tensor) and y.requires_grad) and np.asarray(y.data).size == 1:
-            return x ** _scalar(y)
+            return ops.power(x, _scalar(y))
         if not (isinstance(x, Tensor) and x.requires_grad) and np.asarray(x.data).size == 1:
             return _scalar(x) ** y
         node.fail("Pow needs a constant scalar exponent or a constant scalar base")
@@ -909,6 +909,10 @@ def _attach(module: Module, name: str, value: np.ndarray, used: set) -> Paramete
     return p
 
 
+def _identity(x):
+    return x
+
+
 class _Builder:
     def __init__(self, model, path):
         self.path = path
@@ -927,22 +931,19 @@ class _Builder:
         self.steps: list = []
         self.uses: dict[str, list] = {}       # constant name -> [(converter, input position)]
         self.shapes: dict[str, tuple] = {}
+        self.probe: dict[str, Tensor] | None = None
 
-    def static_shapes(self, model):
-        """Shapes from ONNX shape inference, only when a Shape node needs them."""
+    def start_probe(self, model, names, shapes):
+        """With static input shapes, run the graph once on zeros while planning, so that the
+        shape of every value is known and ``Shape`` nodes fold (as do the Ifs that test them)."""
         def has_shape(g):
             return any(n.op_type in ("Shape", "Size") or any(
                 a.type == onnx.AttributeProto.GRAPH and has_shape(a.g) for a in n.attribute) for n in g.node)
-        if not has_shape(model.graph):
+        if not has_shape(model.graph) or any(s is None or None in s for s in shapes):
             return
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model)
-        except Exception:
-            return
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-            dims = vi.type.tensor_type.shape.dim
-            if vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
-                self.shapes[vi.name] = tuple(int(d.dim_value) for d in dims)
+        if any(math.prod(s) > MAX_ELEMENTS for s in shapes):
+            raise OnnxImportError(f"{self.path}: the declared input shapes {shapes} are too large")
+        self.probe = {n: Tensor(np.zeros(s, np.float32)) for n, s in zip(names, shapes)}
 
     def plan(self, graph, where="graph"):
         for proto in graph.node:
@@ -962,8 +963,8 @@ class _Builder:
         make = find_converter(proto.op_type, self.opset, node.name)
         run = make(node)
         ins = list(proto.input)
-        if proto.op_type == "Shape" and ins[0] in self.shapes and ins[0] not in self.const:
-            shape = self.shapes[ins[0]]
+        if proto.op_type == "Shape" and self.probe is not None and ins[0] in self.probe:
+            shape = self.probe[ins[0]].shape
             start, end = node.attr("start", 0), node.attr("end")
             return self.set_const(proto.output[0], np.array(shape[start:end], dtype=np.int64), False)
         trains = any(n in self.const and i not in make.nondiff and self.trainable(n) for i, n in enumerate(ins))
@@ -988,6 +989,24 @@ class _Builder:
         label = f"{proto.op_type} node {node.name!r}"
         self.steps.append((run, ins, list(proto.output), label))
         self.live.update(n for n in proto.output if n)
+        if self.probe is not None:
+            self.run_probe(run, ins, list(proto.output), label)
+
+    def run_probe(self, run, ins, outs, label):
+        args = [None if n == "" else self.probe[n] if n in self.probe else ops.constant(self.const[n])
+                for n in ins]
+        try:
+            with no_grad():
+                result = run(*args)
+        except OnnxImportError:
+            raise
+        except Exception as exc:
+            raise OnnxImportError(f"{self.path}: {label} (opset {self.opset}) fails on inputs of the "
+                                  f"declared shapes: {exc}") from None
+        result = result if isinstance(result, tuple) else (result,)
+        for n, r in zip(outs, result):
+            if n:
+                self.probe[n] = r
 
     def trainable(self, name) -> bool:
         """Whether a constant will be a Parameter: listed by striate's exporter, or else a
@@ -1013,8 +1032,10 @@ class _Builder:
             if inner.name in self.const:
                 self.set_const(out, self.const[inner.name], self.source_trainable.get(inner.name, False))
             else:
-                self.steps.append((lambda x: x, [inner.name], [out], f"If {node.name!r}"))
+                self.steps.append((_identity, [inner.name], [out], f"If {node.name!r}"))
                 self.live.add(out)
+                if self.probe is not None:
+                    self.probe[out] = self.probe[inner.name]
 
 
 def load(path, max_bytes: int = MAX_FILE_BYTES) -> OnnxModule:
@@ -1056,7 +1077,7 @@ def load(path, max_bytes: int = MAX_FILE_BYTES) -> OnnxModule:
         b.live.add(vi.name)
     if not module.input_names:
         raise OnnxImportError(f"{path}: the graph has no input (every input is an initializer)")
-    b.static_shapes(model)
+    b.start_probe(model, module.input_names, module.input_shapes)
     b.plan(model.graph)
     module.output_names.extend(o.name for o in model.graph.output)
     for n in module.output_names:

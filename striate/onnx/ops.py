@@ -9,7 +9,7 @@ import numpy as np
 
 from ..tensor import Tensor, array_module, as_tensor
 
-__all__ = ["sign", "maximum", "minimum", "equal", "cast", "take", "scatter_nd", "prod",
+__all__ = ["power", "sign", "maximum", "minimum", "equal", "cast", "take", "scatter_nd", "prod",
            "constant", "expand"]
 
 
@@ -19,6 +19,26 @@ def constant(array) -> Tensor:
     if a.dtype.kind == "f" and a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float32)
     return Tensor(a, dtype=a.dtype)
+
+
+def power(x, p: float) -> Tensor:
+    """x ** p for a constant p; where x = 0 and p < 1 the gradient (infinite) is taken as 0.
+
+    Exporters write LPPool as ``(Σ x^p)^(1/p)`` with Pow nodes; an all-zero window
+    (after a ReLU) would otherwise send ∞ · 0 = NaN back, where PyTorch gives 0. The
+    same rule as ``F.lp_pool2d``.
+    """
+    x = as_tensor(x)
+    if p >= 1 or p == 0:
+        return x ** p
+    xp = array_module(x.data)
+    out = x.data ** x.dtype.type(p)
+
+    def backward(g):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = p * x.data ** x.dtype.type(p - 1)
+        return (g * xp.where(x.data == 0, 0, d).astype(x.dtype),)
+    return Tensor.from_op(out, (x,), backward, "pow")
 
 
 def sign(x) -> Tensor:
