@@ -152,9 +152,19 @@ def _check_2d(node, x, what="input"):
         node.fail(f"only 2-D (N, C, H, W) inputs are supported, got {what} of shape {tuple(x.shape)}")
 
 
-def _sym_or_pad(x, pads, value):
+def _check_size(node, shape, what="output"):
+    """Refuse to make a tensor larger than MAX_ELEMENTS (a hostile pad, stride or shape)."""
+    if any(int(s) < 0 for s in shape) or math.prod(int(s) for s in shape) > MAX_ELEMENTS:
+        node.fail(f"the {what} would have shape {tuple(int(s) for s in shape)}, negative or more than "
+                  f"{MAX_ELEMENTS} elements")
+
+
+def _sym_or_pad(x, pads, value, node=None):
     """Symmetric pads pass to the op; others are applied first with F.pad."""
     top, left, bottom, right = pads
+    if node is not None:
+        N, C, H, W = x.shape
+        _check_size(node, (N, C, H + top + bottom, W + left + right), "padded input")
     if top == bottom and left == right:
         return x, (top, left)
     return F.pad(x, (left, right, top, bottom), value), (0, 0)
@@ -173,7 +183,7 @@ def _conv(node):
         kernel = list(w.shape[2:])
         strides = _spatial(node, 4, "strides", 1)
         dilations = _spatial(node, 4, "dilations", 1)
-        x, padding = _sym_or_pad(x, _pads(node, x, kernel, strides, dilations), 0.0)
+        x, padding = _sym_or_pad(x, _pads(node, x, kernel, strides, dilations), 0.0, node)
         return F.conv2d(x, w, b, tuple(strides), padding, tuple(dilations), group)
     return run
 
@@ -193,6 +203,9 @@ def _conv_transpose(node):
         out_pad = _spatial(node, 4, "output_padding", 0)
         pads = node.attr("pads") or [0, 0, 0, 0]
         top, left, bottom, right = [int(p) for p in pads]
+        full = [(n - 1) * s + d * (k - 1) + 1 + o for n, s, d, k, o in
+                zip(x.shape[2:], strides, dilations, w.shape[2:], out_pad)]
+        _check_size(node, (x.shape[0], w.shape[1] * group, *full))
         if top == bottom and left == right:
             return F.conv_transpose2d(x, w, b, tuple(strides), (top, left), tuple(out_pad), group, tuple(dilations))
         y = F.conv_transpose2d(x, w, b, tuple(strides), 0, tuple(out_pad), group, tuple(dilations))
@@ -230,6 +243,7 @@ def _max_pool(node):
     ceil = bool(node.attr("ceil_mode", 0))
 
     def pool(x, kernel, strides, pads, dilations=(1, 1)):
+        _sym_or_pad(x, pads, 0.0, node)          # checks the padded size only
         big = [pads[0] > kernel[0] // 2, pads[1] > kernel[1] // 2]
         if pads[0] != pads[2] or pads[1] != pads[3] or any(big):
             x = F.pad(x, (pads[1], pads[3], pads[0], pads[2]), float("-inf"))
@@ -250,6 +264,7 @@ def _avg_pool(node):
     ceil = bool(node.attr("ceil_mode", 0))
 
     def pool(x, kernel, strides, pads):
+        _sym_or_pad(x, pads, 0.0, node)          # checks the padded size only
         top, left, bottom, right = pads
         fits = top <= kernel[0] // 2 and left <= kernel[1] // 2
         if top == bottom and left == right and fits:
@@ -627,6 +642,7 @@ def _pad_run(node, args):
             node.fail(f"pads has {len(pads)} values for a {x.ndim}-D input")
         if x.dtype.kind != "f":
             node.fail("padding integer tensors is not supported")
+        _check_size(node, [n + pads[i] + pads[x.ndim + i] for i, n in enumerate(x.shape)])
         return F.pad(x, _torch_pad(pads), value)
     return run
 
@@ -729,7 +745,11 @@ def _scatter_nd(node):
 
 @converter("Expand", 8, nondiff=(1,))
 def _expand(node):
-    return lambda x, shape: ops.expand(x, _ints(shape))
+    def run(x, shape):
+        shape = _ints(shape)
+        _check_size(node, shape)
+        return ops.expand(x, shape)
+    return run
 
 
 @converter("Clip", 1)
@@ -1000,6 +1020,8 @@ class _Builder:
                 result = run(*args)
         except OnnxImportError:
             raise
+        except MemoryError:
+            raise OnnxImportError(f"{self.path}: {label} needs more memory than there is") from None
         except Exception as exc:
             raise OnnxImportError(f"{self.path}: {label} (opset {self.opset}) fails on inputs of the "
                                   f"declared shapes: {exc}") from None
