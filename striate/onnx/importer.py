@@ -933,6 +933,11 @@ def _identity(x):
     return x
 
 
+def _same(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x.data, y.data)
+                                    for x, y in zip(a, b))
+
+
 class _Builder:
     def __init__(self, model, path):
         self.path = path
@@ -951,19 +956,27 @@ class _Builder:
         self.steps: list = []
         self.uses: dict[str, list] = {}       # constant name -> [(converter, input position)]
         self.shapes: dict[str, tuple] = {}
-        self.probe: dict[str, Tensor] | None = None
+        self.probes: list[dict[str, Tensor]] = []      # values on zero inputs (see start_probe)
+        self.shape_derived: set[str] = set()            # live values computed from shapes only
 
     def start_probe(self, model, names, shapes):
-        """With static input shapes, run the graph once on zeros while planning, so that the
-        shape of every value is known and ``Shape`` nodes fold (as do the Ifs that test them)."""
+        """Run the graph on zeros while planning, so that ``Shape`` nodes fold (and the Ifs
+        that test them). A symbolic axis (a dynamic batch ``N``) is probed twice, at 2 and 3:
+        shape arithmetic that gives the same in both (the channel count, the rank) folds,
+        the rest (anything that reads N) runs with the forward."""
         def has_shape(g):
             return any(n.op_type in ("Shape", "Size") or any(
                 a.type == onnx.AttributeProto.GRAPH and has_shape(a.g) for a in n.attribute) for n in g.node)
-        if not has_shape(model.graph) or any(s is None or None in s for s in shapes):
+        if not has_shape(model.graph) or any(s is None for s in shapes):
             return
-        if any(math.prod(s) > MAX_ELEMENTS for s in shapes):
-            raise OnnxImportError(f"{self.path}: the declared input shapes {shapes} are too large")
-        self.probe = {n: Tensor(np.zeros(s, np.float32)) for n, s in zip(names, shapes)}
+        sizes = (2, 3) if any(None in s for s in shapes) else (None,)
+        probes = []
+        for size in sizes:
+            concrete = [[size if d is None else d for d in s] for s in shapes]
+            if any(math.prod(s) > MAX_ELEMENTS for s in concrete):
+                raise OnnxImportError(f"{self.path}: the declared input shapes {shapes} are too large")
+            probes.append({n: Tensor(np.zeros(s, np.float32)) for n, s in zip(names, concrete)})
+        self.probes = probes
 
     def plan(self, graph, where="graph"):
         for proto in graph.node:
@@ -983,10 +996,11 @@ class _Builder:
         make = find_converter(proto.op_type, self.opset, node.name)
         run = make(node)
         ins = list(proto.input)
-        if proto.op_type == "Shape" and self.probe is not None and ins[0] in self.probe:
-            shape = self.probe[ins[0]].shape
+        if proto.op_type == "Shape" and self.probes and ins[0] in self.probes[0]:
             start, end = node.attr("start", 0), node.attr("end")
-            return self.set_const(proto.output[0], np.array(shape[start:end], dtype=np.int64), False)
+            shapes = {tuple(p[ins[0]].shape[start:end]) for p in self.probes}
+            if len(shapes) == 1:
+                return self.set_const(proto.output[0], np.array(shapes.pop(), dtype=np.int64), False)
         trains = any(n in self.const and i not in make.nondiff and self.trainable(n) for i, n in enumerate(ins))
         if all(n == "" or n in self.const for n in ins) and not trains:
             args = [None if n == "" else ops.constant(self.const[n]) for n in ins]
@@ -1003,17 +1017,29 @@ class _Builder:
                 if n:
                     self.set_const(n, r.data if isinstance(r, Tensor) else np.asarray(r), trainable)
             return
+        label = f"{proto.op_type} node {node.name!r}"
+        outs = list(proto.output)
+        derived = proto.op_type in ("Shape", "Size") or all(
+            n == "" or n in self.const or n in self.shape_derived for n in ins)
+        if self.probes:
+            results = [self.run_probe(probe, run, ins, label) for probe in self.probes]
+            if derived and all(_same(r, results[0]) for r in results[1:]):
+                for n, r in zip(outs, results[0]):          # the same whatever N is: a constant
+                    if n:
+                        self.set_const(n, r.data, False)
+                return
+            for probe, result in zip(self.probes, results):
+                probe.update((n, r) for n, r in zip(outs, result) if n)
         for i, n in enumerate(ins):
             if n in self.const:
                 self.uses.setdefault(n, []).append((make, i))
-        label = f"{proto.op_type} node {node.name!r}"
-        self.steps.append((run, ins, list(proto.output), label))
-        self.live.update(n for n in proto.output if n)
-        if self.probe is not None:
-            self.run_probe(run, ins, list(proto.output), label)
+        self.steps.append((run, ins, outs, label))
+        self.live.update(n for n in outs if n)
+        if derived:
+            self.shape_derived.update(n for n in outs if n)
 
-    def run_probe(self, run, ins, outs, label):
-        args = [None if n == "" else self.probe[n] if n in self.probe else ops.constant(self.const[n])
+    def run_probe(self, probe, run, ins, label):
+        args = [None if n == "" else probe[n] if n in probe else ops.constant(self.const[n])
                 for n in ins]
         try:
             with no_grad():
@@ -1025,10 +1051,7 @@ class _Builder:
         except Exception as exc:
             raise OnnxImportError(f"{self.path}: {label} (opset {self.opset}) fails on inputs of the "
                                   f"declared shapes: {exc}") from None
-        result = result if isinstance(result, tuple) else (result,)
-        for n, r in zip(outs, result):
-            if n:
-                self.probe[n] = r
+        return result if isinstance(result, tuple) else (result,)
 
     def trainable(self, name) -> bool:
         """Whether a constant will be a Parameter: listed by striate's exporter, or else a
@@ -1056,8 +1079,10 @@ class _Builder:
             else:
                 self.steps.append((_identity, [inner.name], [out], f"If {node.name!r}"))
                 self.live.add(out)
-                if self.probe is not None:
-                    self.probe[out] = self.probe[inner.name]
+                for probe in self.probes:
+                    probe[out] = probe[inner.name]
+                if inner.name in self.shape_derived:
+                    self.shape_derived.add(out)
 
 
 def load(path, max_bytes: int = MAX_FILE_BYTES) -> OnnxModule:
