@@ -83,14 +83,13 @@ def find_converter(op_type: str, opset: int, node_name: str):
 
 
 class Node:
-    """What a converter sees: attributes (with defaults), the opset, static input shapes."""
+    """What a converter sees: the node's attributes and the model's opset."""
 
-    def __init__(self, proto, opset: int, shapes: dict):
+    def __init__(self, proto, opset: int):
         self.proto, self.op_type, self.opset = proto, proto.op_type, opset
         self.name = proto.name or (proto.output[0] if proto.output else proto.op_type)
         self.attrs = {a.name: onnx.helper.get_attribute_value(a) for a in proto.attribute}
         self.n_outputs = len(proto.output)
-        self.input_shapes = [shapes.get(n) for n in proto.input]
 
     def attr(self, name, default=None):
         value = self.attrs.get(name, default)
@@ -955,7 +954,6 @@ class _Builder:
         self.live: set[str] = set()
         self.steps: list = []
         self.uses: dict[str, list] = {}       # constant name -> [(converter, input position)]
-        self.shapes: dict[str, tuple] = {}
         self.probes: list[dict[str, Tensor]] = []      # values on zero inputs (see start_probe)
         self.shape_derived: set[str] = set()            # live values computed from shapes only
 
@@ -986,7 +984,7 @@ class _Builder:
         if proto.domain not in ("", "ai.onnx"):
             raise OnnxImportError(f"{self.path}: op {proto.op_type!r} of domain {proto.domain!r} "
                                   f"(node {proto.name!r}) is not supported; only the default ONNX domain is")
-        node = Node(proto, self.opset, self.shapes)
+        node = Node(proto, self.opset)
         for n in proto.input:
             if n and n not in self.const and n not in self.live:
                 raise OnnxImportError(f"{self.path}: node {node.name!r} ({proto.op_type}) reads {n!r}, "

@@ -160,3 +160,12 @@ def test_neocognitron_is_refused_with_a_reason():
 def test_bad_opset():
     with pytest.raises(ValueError, match="opset must be an int from 13 to 18"):
         striate.onnx.export(nn.ReLU(), np.zeros((1, 3), np.float32), "/dev/null", opset=9)
+
+
+def test_import_striate_does_not_import_onnx():
+    import subprocess
+    import sys
+    code = ("import sys, striate, striate.nn, striate.models, striate.cli.main; assert 'onnx' not in sys.modules; "
+            "import striate.onnx; assert 'onnx' not in sys.modules; "
+            "from striate.onnx import trace; assert 'onnx' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
