@@ -59,12 +59,18 @@ class _Emitter:
                 self.trainable.append(v.name)
         return v.name
 
-    def operand(self, x, dtype=np.float32) -> str:
-        """A Value, an array or a number as an ONNX input name."""
+    def operand(self, x) -> str:
+        """A Value, an array or a number as an ONNX input name.
+
+        Numbers meet float tensors (``x * 2``), so they become float32, as do float
+        arrays; integer arrays (indices) keep their type.
+        """
         if isinstance(x, Value):
             return self.name(x)
-        return self.const(np.asarray(x, dtype=dtype if np.asarray(x).dtype.kind in "fb" or
-                                     dtype != np.float32 else np.asarray(x).dtype))
+        a = np.asarray(x)
+        if a.ndim == 0 or a.dtype.kind == "f":
+            a = a.astype(np.float32)
+        return self.const(a)
 
     def const(self, array, hint: str = "const") -> str:
         name = self.fresh(hint)
@@ -409,10 +415,7 @@ def _reshape(e, r):
     x, out = r.args["a"], r.outputs[0]
     target = list(out.shape)
     if x.batched and out.batched:
-        target[0] = 0
-        if -1 in r.args["shape"]:     # keep the caller's -1 where it was (one free axis)
-            given = list(r.args["shape"])
-            target = [0] + [int(s) for s in given[1:]] if len(given) == len(target) else target
+        target[0] = 0                 # Reshape's 0: the input's own size there, N
     e.node("Reshape", [e.name(x), e.ints(target)], out.name)
 
 

@@ -257,9 +257,12 @@ def _propagate_batch(record: OpRecord) -> None:
             first = index[0] if isinstance(index, tuple) and index else index
             keeps = batched and (isinstance(first, slice) and first == slice(None)
                                  or first is Ellipsis or (isinstance(index, tuple) and not index))
-        elif record.op in ("matmul", "flatten", "stack"):
-            keeps = batched and len(out.shape) > 0 and out.shape[0] == x.shape[0] and \
-                (record.op != "stack" or record.args.get("axis", 0) != 0)
+        elif record.op == "stack":
+            keeps = batched and int(record.args["axis"]) % len(out.shape) != 0
+        elif record.op == "flatten":
+            keeps = batched and int(record.args["start_dim"]) % max(len(x.shape), 1) != 0
+        elif record.op == "matmul":
+            keeps = batched and len(out.shape) > 1 and out.shape[0] == x.shape[0]
         out.batched = keeps
 
 

@@ -66,7 +66,7 @@ LAYERS = [
     ("residual-shortcut", lambda: nn.Residual(nn.Conv2d(3, 5, 3, padding=1), nn.Conv2d(3, 5, 1)), (2, 3, 6, 6)),
     ("concat", lambda: nn.Concat(nn.Conv2d(3, 2, 1), nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()),
                                  nn.MaxPool2d(3, 1, 1)), (2, 3, 6, 7)),
-    ("arithmetic", lambda: Lambda(lambda x: (-x * 2.0 + 1.0) / (x.abs() + 1.0) - (x ** 2).exp() * 0.1), (2, 3, 4, 5)),
+    ("arithmetic", lambda: Lambda(lambda x: (-x * 2 + 1) / (x.abs() + 1.0) - (x ** 2).exp() * 0.1 + 2 ** x), (2, 3, 4, 5)),
     ("reductions", lambda: Lambda(lambda x: x.sum(axis=1, keepdims=True) + x.mean(axis=(2, 3), keepdims=True)
                                   - x.max(axis=1, keepdims=True)), (2, 3, 4, 5)),
     ("reshape-transpose", lambda: Lambda(lambda x: x.reshape(x.shape[0], 3, -1).transpose(0, 2, 1) @
