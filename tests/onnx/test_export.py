@@ -104,13 +104,20 @@ def test_lenet5_keeps_its_c3_pieces_and_rbf_centres(rng):
 
 
 @pytest.mark.slow
-def test_alexnet_as_published_exports(rng):
+def test_alexnet_as_published_exports_and_round_trips(rng, tmp_path):
     model = models.get("alexnet", rng=0)      # groups, LRN, dropout, 61 million weights
     proto = check_export(model, (1, 3, 227, 227), rng, batches=(2,))
     ops = [n.op_type for n in proto.graph.node]
     assert ops.count("LRN") == 2
     assert sum(1 for n in proto.graph.node if n.op_type == "Conv" and
                any(a.name == "group" and a.i == 2 for a in n.attribute)) == 3
+    (tmp_path / "alexnet.onnx").write_bytes(proto.SerializeToString())
+    del proto
+    net = striate.onnx.load(tmp_path / "alexnet.onnx")
+    assert net.num_parameters() == model.num_parameters() == 60_965_224
+    x = rng.standard_normal((2, 3, 227, 227)).astype(np.float32)
+    with st.no_grad():
+        np.testing.assert_allclose(net(x).data, forward(model, x), rtol=1e-6, atol=1e-6)
 
 
 def test_export_writes_a_valid_file_and_restores_the_mode(tmp_path, rng):
