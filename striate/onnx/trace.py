@@ -87,7 +87,7 @@ class Graph:
 # functions are what Tensor's operators and methods call.
 def _traced_functions():
     from ..models import lenet
-    table = [(F, name, name) for name in F.__all__ if name not in ("cat",)]
+    table = [(F, name, "concat" if name == "cat" else name) for name in F.__all__]
     table += [(_tensor_module, name, name.rstrip("_")) for name in (
         "add", "sub", "mul", "div", "neg", "power", "rpower", "exp", "log", "abs_", "matmul",
         "sum_", "mean", "max_", "reshape", "transpose", "getitem")]
