@@ -42,7 +42,8 @@ _T = importlib.import_module("striate.tensor")      # the module (``striate.tens
 __all__ = ["load", "OnnxImportError", "OnnxModule", "CONVERTERS", "MAX_FILE_BYTES", "MAX_ELEMENTS"]
 
 MAX_FILE_BYTES = 2 ** 31 - 1            # protobuf's own limit for one message
-MAX_ELEMENTS = 2 ** 30                  # the most elements one tensor made at load time may have
+MAX_ELEMENTS = 2 ** 28                  # the most elements one tensor may have (1 GiB of float32)
+PROBE_ELEMENTS = 2 ** 24                # the largest input run on zeros while loading (see start_probe)
 
 
 class OnnxImportError(ValueError):
@@ -971,8 +972,10 @@ class _Builder:
         probes = []
         for size in sizes:
             concrete = [[size if d is None else d for d in s] for s in shapes]
-            if any(math.prod(s) > MAX_ELEMENTS for s in concrete):
-                raise OnnxImportError(f"{self.path}: the declared input shapes {shapes} are too large")
+            if any(math.prod(s) > PROBE_ELEMENTS for s in concrete):
+                raise OnnxImportError(f"{self.path}: the declared input shapes {shapes} are too large to run "
+                                      f"the shape arithmetic once while loading (more than {PROBE_ELEMENTS} "
+                                      "elements)")
             probes.append({n: Tensor(np.zeros(s, np.float32)) for n, s in zip(names, concrete)})
         self.probes = probes
 

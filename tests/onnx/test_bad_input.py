@@ -9,7 +9,6 @@ from .helpers import onnx
 import striate.onnx  # noqa: E402
 from striate import nn  # noqa: E402
 from striate.onnx import OnnxImportError  # noqa: E402
-from striate.onnx.importer import MAX_ELEMENTS  # noqa: E402
 
 helper, TensorProto = onnx.helper, onnx.TensorProto
 
