@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import compare, fmt_ratio, machine_header, pick_clock, ratio, set_threads
 
 
@@ -25,8 +24,8 @@ def graphs(names, folder: Path):
     """{name: (path, input shape without N)}, exporting striate's models on the way."""
     import onnx
 
-    import striate.models as models
     import striate.onnx
+    from striate import models
     out = {}
     if "lenet" in names:
         path = folder / "lenet.onnx"

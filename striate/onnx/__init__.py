@@ -11,7 +11,7 @@ does not import onnx; this package does, on first use of ``export``/``load``.
 """
 from __future__ import annotations
 
-__all__ = ["export", "load", "trace", "TraceError", "OnnxImportError"]
+__all__ = ["OnnxImportError", "TraceError", "export", "load", "trace"]
 
 
 def export(model, example_input, path, opset: int = 18) -> None:

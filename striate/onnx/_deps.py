@@ -2,9 +2,9 @@
 try:
     import onnx
     import onnx.checker
+    import onnx.defs
     import onnx.helper
     import onnx.numpy_helper
-    import onnx.defs
 except ImportError as exc:          # pragma: no cover - depends on the environment
     raise ImportError("striate.onnx needs the onnx package: pip install striate[onnx]") from exc
 

@@ -14,13 +14,13 @@ import os
 
 import numpy as np
 
-from ..functional.shape import _pad_widths
 from ..functional._utils import nonnegative_pair, positive_pair
+from ..functional.shape import _pad_widths
 from ..nn.module import Module
 from ._deps import onnx
 from .trace import OpRecord, TraceError, Value, trace
 
-__all__ = ["export", "to_model_proto", "EMITTERS", "MIN_OPSET", "MAX_OPSET"]
+__all__ = ["EMITTERS", "MAX_OPSET", "MIN_OPSET", "export", "to_model_proto"]
 
 MIN_OPSET, MAX_OPSET = 13, 18
 EMITTERS: dict = {}

@@ -27,7 +27,7 @@ import json
 import math
 import os
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from ._deps import onnx
 
 _T = importlib.import_module("striate.tensor")      # the module (``striate.tensor`` is also a function)
 
-__all__ = ["load", "OnnxImportError", "OnnxModule", "CONVERTERS", "MAX_FILE_BYTES", "MAX_ELEMENTS"]
+__all__ = ["CONVERTERS", "MAX_ELEMENTS", "MAX_FILE_BYTES", "OnnxImportError", "OnnxModule", "load"]
 
 MAX_FILE_BYTES = 2 ** 31 - 1            # protobuf's own limit for one message
 MAX_ELEMENTS = 2 ** 28                  # the most elements one tensor may have (1 GiB of float32)

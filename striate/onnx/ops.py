@@ -9,8 +9,8 @@ import numpy as np
 
 from ..tensor import Tensor, array_module, as_tensor
 
-__all__ = ["power", "sign", "maximum", "minimum", "equal", "cast", "take", "scatter_nd", "prod",
-           "constant", "expand"]
+__all__ = ["cast", "constant", "equal", "expand", "maximum", "minimum", "power", "prod", "scatter_nd",
+           "sign", "take"]
 
 
 def constant(array) -> Tensor:

@@ -28,19 +28,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .. import functional as F
-import importlib
-
-_tensor_module = importlib.import_module("striate.tensor")   # (striate.tensor the name is the function)
 from ..nn.module import Module
 from ..tensor import Tensor, no_grad
 
-__all__ = ["Value", "OpRecord", "Graph", "TraceError", "trace", "TRACED_FUNCTIONS"]
+_tensor_module = importlib.import_module("striate.tensor")   # the module; ``striate.tensor`` is also a function
+
+__all__ = ["Graph", "OpRecord", "TraceError", "Value", "trace", "traced_functions"]
 
 
 class TraceError(ValueError):
@@ -83,9 +84,13 @@ class Graph:
     values: list[Value]         # every value, constants included
 
 
-# (module, attribute, op name) for each function the tracer records. The tensor
-# functions are what Tensor's operators and methods call.
-def _traced_functions():
+def traced_functions() -> list[tuple[object, str, str]]:
+    """(module, attribute, op name) for each function the tracer records.
+
+    Every op of ``striate.functional``; the functions of ``striate.tensor`` that Tensor's
+    operators and methods call (``x * y`` is ``mul``, ``x.sum(1)`` is ``sum``); and LeNet-5's
+    kernel assembly, whose output a later ``conv2d`` reads (so that its pieces stay parameters).
+    """
     from ..models import lenet
     table = [(F, name, "concat" if name == "cat" else name) for name in F.__all__]
     table += [(_tensor_module, name, name.rstrip("_")) for name in (
@@ -93,9 +98,6 @@ def _traced_functions():
         "sum_", "mean", "max_", "reshape", "transpose", "getitem")]
     table.append((lenet, "_place_kernels", "place_kernels"))
     return table
-
-
-TRACED_FUNCTIONS: Callable[[], list] = _traced_functions
 
 
 class _Tracer:
@@ -269,7 +271,7 @@ def _propagate_batch(record: OpRecord) -> None:
 @contextlib.contextmanager
 def _recording(tracer: _Tracer):
     patched = []
-    for module, name, op in _traced_functions():
+    for module, name, op in traced_functions():
         fn = getattr(module, name)
         patched.append((module, name, fn))
         setattr(module, name, tracer.wrap(fn, op))

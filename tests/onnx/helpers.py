@@ -7,9 +7,9 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-import striate as st  # noqa: E402
-from striate import nn  # noqa: E402
-from striate.onnx.exporter import to_model_proto  # noqa: E402
+import striate as st
+from striate import nn
+from striate.onnx.exporter import to_model_proto
 
 
 def session(proto_or_path):

@@ -4,11 +4,11 @@ import time
 import numpy as np
 import pytest
 
-from .helpers import onnx
+import striate.onnx
+from striate import nn
+from striate.onnx import OnnxImportError
 
-import striate.onnx  # noqa: E402
-from striate import nn  # noqa: E402
-from striate.onnx import OnnxImportError  # noqa: E402
+from .helpers import onnx
 
 helper, TensorProto = onnx.helper, onnx.TensorProto
 

@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from .helpers import forward, session
+import striate as st
+from striate import models
+from striate.cli.main import main
 
-import striate as st  # noqa: E402
-import striate.models as models  # noqa: E402
-from striate.cli.main import main  # noqa: E402
+from .helpers import forward, session
 
 
 @pytest.fixture

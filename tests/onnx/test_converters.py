@@ -2,14 +2,14 @@
 import numpy as np
 import pytest
 
+import striate as st
+import striate.onnx
+
 from .helpers import onnx, relative_error, session
 
-import striate as st  # noqa: E402
-import striate.onnx  # noqa: E402
-
 helper, TensorProto = onnx.helper, onnx.TensorProto
-i64 = lambda *v: np.array(v, dtype=np.int64)  # noqa: E731
-f32 = lambda *v: np.array(v, dtype=np.float32)  # noqa: E731
+i64 = lambda *v: np.array(v, dtype=np.int64)
+f32 = lambda *v: np.array(v, dtype=np.float32)
 
 # (id, op, opset, attributes, float input shapes, constant inputs after them (None: absent))
 CASES = [

@@ -2,14 +2,16 @@
 import numpy as np
 import pytest
 
-from .helpers import check_export, forward, onnx, session, trained_like
+import striate as st
+import striate.functional as F
+import striate.onnx
+from striate import (
+    models,
+    nn,
+)
+from striate.onnx import TraceError
 
-import striate as st  # noqa: E402
-import striate.functional as F  # noqa: E402
-import striate.models as models  # noqa: E402
-import striate.onnx  # noqa: E402
-from striate import nn  # noqa: E402
-from striate.onnx import TraceError  # noqa: E402
+from .helpers import check_export, forward, onnx, session, trained_like
 
 
 class Lambda(nn.Module):

@@ -1,20 +1,20 @@
 """striate.onnx.load: the onnx wheel's classic graphs, PyTorch's exports, striate's own round trip."""
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import striate as st
+import striate.functional as F
+import striate.onnx
+from striate import (
+    models,
+    optim,
+)
+
 from .helpers import forward, onnx, relative_error, session, trained_like
 from .test_export import LAYERS
-
-import striate as st  # noqa: E402
-import striate.functional as F  # noqa: E402
-import striate.models as models  # noqa: E402
-import striate.onnx  # noqa: E402
-from striate import optim  # noqa: E402
-from striate.onnx import OnnxImportError  # noqa: E402
 
 LIGHT = Path(onnx.__file__).parent / "backend/test/data/light"
 REAL = Path(onnx.__file__).parent / "backend/test/data/real"

@@ -9,10 +9,10 @@ from .helpers import relative_error, session
 
 torch = pytest.importorskip("torch")
 
-import striate as st  # noqa: E402
-import striate.functional as F  # noqa: E402
-import striate.onnx  # noqa: E402
-from striate import optim  # noqa: E402
+import striate as st
+import striate.functional as F
+import striate.onnx
+from striate import optim
 
 tnn = torch.nn
 
