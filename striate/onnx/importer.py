@@ -73,8 +73,9 @@ def find_converter(op_type: str, opset: int, node_name: str):
     try:
         since = onnx.defs.get_schema(op_type, max_inclusive_version=opset, domain="").since_version
     except Exception:       # onnx.defs.SchemaError; the class moved between onnx versions
-        raise OnnxImportError(f"unknown op {op_type!r} (node {node_name!r}, opset {opset}): "
-                              "not an ONNX operator") from None
+        why = ("it appears only in a later opset" if onnx.defs.has(op_type, domain="")
+               else "not an ONNX operator")
+        raise OnnxImportError(f"unknown op {op_type!r} (node {node_name!r}, opset {opset}): {why}") from None
     versions = [v for (op, v) in CONVERTERS if op == op_type and v <= since]
     if not versions:
         supported = sorted({op for op, _ in CONVERTERS})
@@ -450,7 +451,7 @@ _binary("Add", _T.add)
 _binary("Sub", _T.sub)
 _binary("Mul", _T.mul)
 _binary("Div", lambda a, b: _T.div(a, b) if a.dtype.kind == "f" or b.dtype.kind == "f"
-        else ops.constant(np.asarray(a.data // b.data)))
+        else ops.constant(np.trunc(np.divide(a.data, b.data)).astype(a.dtype)))   # integers: toward zero
 _binary("MatMul", _T.matmul)
 _binary("Equal", ops.equal)
 

@@ -44,6 +44,20 @@ class Block(tnn.Module):
         return torch.relu(self.body(x) + x)
 
 
+class ViewHead(tnn.Module):
+    """What hand-written forwards do: ReLU6, a mean over H and W, ``x.view(x.size(0), -1)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = tnn.Conv2d(3, 6, 3, stride=2)
+        self.fc = tnn.Linear(6 * 2, 10)
+
+    def forward(self, x):
+        x = torch.nn.functional.relu6(self.conv(x))
+        x = torch.cat([x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)], 1)
+        return self.fc(x.view(x.size(0), -1))
+
+
 def _nets():
     return {
         "conv-bn-pools": lambda: tnn.Sequential(
@@ -59,6 +73,7 @@ def _nets():
         "resnet": lambda: tnn.Sequential(tnn.Conv2d(3, 8, 3, stride=2, padding=1), tnn.BatchNorm2d(8), tnn.ReLU(),
                                          Block(8), Block(8), tnn.AdaptiveAvgPool2d(1), tnn.Flatten(),
                                          tnn.Linear(8, 10)),
+        "view-head": ViewHead,
         "softmax-global-max": lambda: tnn.Sequential(tnn.Conv2d(3, 10, 3), tnn.AdaptiveMaxPool2d(1), tnn.Flatten(),
                                                      tnn.Softmax(dim=1)),
     }
