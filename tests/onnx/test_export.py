@@ -56,6 +56,8 @@ LAYERS = [
     ("dropout", lambda: nn.Sequential(nn.Dropout(0.5), nn.Dropout2d(0.3), nn.ReLU()), (2, 3, 4, 5)),
     ("batch-norm-2d", lambda: nn.BatchNorm2d(3), (2, 3, 5, 4)),
     ("batch-norm-1d", lambda: nn.BatchNorm1d(6), (2, 6)),
+    ("batch-norm-no-affine", lambda: nn.BatchNorm2d(3, affine=False), (2, 3, 4, 4)),
+    ("avg-pool-divisor", lambda: nn.AvgPool2d(3, 2, 1, divisor_override=4), (2, 3, 9, 8)),
     ("layer-norm", lambda: nn.LayerNorm((4, 5)), (2, 3, 4, 5)),
     ("lrn-odd", lambda: nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0), (2, 7, 4, 5)),
     ("lrn-even", lambda: nn.LocalResponseNorm(4, alpha=1e-2, beta=0.6, k=1.0), (2, 7, 4, 5)),
@@ -95,6 +97,15 @@ def test_models_export(name, shape, rng):
     proto = check_export(model, shape, rng, batches=(5, 1))
     names = {i.name for i in proto.graph.initializer}
     assert {n for n, _ in model.named_parameters()} <= names          # stable names
+
+
+@pytest.mark.parametrize("skip", ["plain", "residual", "long skip"])
+def test_experiment_models_with_hand_written_forwards(skip, rng):
+    from striate.experiments.fcn import FCN
+    from striate.experiments.skip import DeepCNN
+    model = trained_like(DeepCNN(width=8, depth=10, skip=skip, rng=0), rng)   # slices, concat, shortcuts
+    check_export(model, (2, 1, 28, 28), rng, batches=(3,))
+    check_export(trained_like(FCN(rng=0), rng), (2, 1, 28, 28), rng, batches=(3,))
 
 
 def test_lenet5_keeps_its_c3_pieces_and_rbf_centres(rng):
