@@ -9,11 +9,11 @@ __all__ = ["add_commands", "cmd_export"]
 
 
 def cmd_export(args) -> int:
-    from .runs import load_run
+    from ..train import load_run
     try:
-        import striate.onnx
-        from striate.onnx.exporter import MAX_OPSET, MIN_OPSET
-        from striate.onnx.trace import TraceError
+        from .. import onnx as st_onnx
+        from ..onnx.exporter import MAX_OPSET, MIN_OPSET
+        from ..onnx.trace import TraceError
     except ImportError as exc:
         raise CLIError(str(exc)) from None
     import numpy as np
@@ -25,13 +25,13 @@ def cmd_export(args) -> int:
         raise CLIError(f"--out {out}: is a folder; give a file name such as model.onnx")
     if not out.parent.exists():
         raise CLIError(f"--out {out}: the folder {out.parent} does not exist")
-    model, _ = load_run(args.run_path)
+    model = load_run(args.run_path).model
     shape = getattr(model, "input_shape", None)
     if not shape:
         raise CLIError(f"{args.run_path}: the model does not say what input it takes (no input_shape)")
     example = np.zeros((1,) + tuple(shape), dtype=np.float32)
     try:
-        striate.onnx.export(model, example, out, opset=args.opset)
+        st_onnx.export(model, example, out, opset=args.opset)
     except TraceError as exc:
         raise CLIError(f"{args.run_path}: cannot export: {exc}") from None
     n = model.num_parameters()

@@ -20,7 +20,7 @@ __all__ = ["pad", "flatten", "concat", "cat", "stack", "split"]
 # padding
 
 
-def _pad_widths(padding: int | Sequence[int], ndim: int) -> list[tuple[int, int]]:
+def pad_widths(padding: int | Sequence[int], ndim: int) -> list[tuple[int, int]]:
     """PyTorch's flat padding tuple -> one (before, after) pair per axis of the array."""
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
         if ndim < 2:
@@ -71,7 +71,7 @@ def pad(x: TensorLike, padding: int | Sequence[int], value: float = 0.0) -> Tens
         (1, 1, 4, 8)
     """
     x = to_tensor(x, "pad")
-    widths = _pad_widths(padding, x.ndim)
+    widths = pad_widths(padding, x.ndim)
     for n, (lo, hi) in zip(x.shape, widths):
         crop = -min(lo, 0) - min(hi, 0)
         if crop > n:

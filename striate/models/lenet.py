@@ -184,7 +184,7 @@ def _check_input(x, channels: int, size: int, model: str) -> Tensor:
     return x
 
 
-def _place_kernels(weights, rows, cols, shape) -> Tensor:
+def place_kernels(weights, rows, cols, shape) -> Tensor:
     """A full convolution kernel assembled from pieces, zero where no piece goes.
 
     ``dense[rows[i], cols[i]] = weights[i]`` for each piece: with ``rows[i]`` of
@@ -270,7 +270,7 @@ class PartialConv2d(Module):
         """The full kernel (C_out, C_in, kh, kw), zero where there is no connection."""
         weights = [getattr(self, f"weight_{f}") for f in self._fan_ins]
         shape = (self.out_channels, self.in_channels) + self.kernel_size
-        return _place_kernels(weights, self._rows, self._cols, shape)
+        return place_kernels(weights, self._rows, self._cols, shape)
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)

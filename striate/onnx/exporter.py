@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
-from ..functional._utils import nonnegative_pair, positive_pair
-from ..functional.shape import _pad_widths
+from ..checks import nonnegative_pair, positive_pair
+from ..functional.shape import pad_widths
 from ..nn.module import Module
 from ._deps import onnx
 from .trace import OpRecord, TraceError, Value, trace
@@ -389,7 +389,7 @@ def _linear(e, r):
 @emits("pad")
 def _pad(e, r):
     x = _x(r)
-    widths = _pad_widths(r.args["padding"], len(x.shape))
+    widths = pad_widths(r.args["padding"], len(x.shape))
     pads = [lo for lo, _ in widths] + [hi for _, hi in widths]
     e.node("Pad", [e.name(x), e.ints(pads), e.operand(np.float32(r.args["value"]))], _out(r), mode="constant")
 

@@ -96,7 +96,7 @@ def traced_functions() -> list[tuple[object, str, str]]:
     table += [(_tensor_module, name, name.rstrip("_")) for name in (
         "add", "sub", "mul", "div", "neg", "power", "rpower", "exp", "log", "abs_", "matmul",
         "sum_", "mean", "max_", "reshape", "transpose", "getitem")]
-    table.append((lenet, "_place_kernels", "place_kernels"))
+    table.append((lenet, "place_kernels", "place_kernels"))
     return table
 
 

@@ -16,7 +16,7 @@ import striate as st
 import striate.functional as F
 import striate.models as models
 from striate import nn
-from striate.models.lenet import C3_CONNECTIONS, LeNet5, PartialConv2d, _place_kernels, digit_bitmaps
+from striate.models.lenet import C3_CONNECTIONS, LeNet5, PartialConv2d, place_kernels, digit_bitmaps
 from tests.reference import as_float64, assert_close, check_torch, randn, sgd_losses, to_torch64
 
 PAPER_COUNTS = {"c1": 156, "s2": 12, "c3": 1516, "s4": 32, "c5": 48120, "f6": 10164, "output": 0}
@@ -237,10 +237,10 @@ def test_place_kernels_gradcheck(rng):
     cols = [np.array([[0, 2], [1, 2]]), np.array([[0, 1, 2]])]
     pieces = [st.Tensor(randn(rng, 2, 2, 3, 2, dtype=np.float64), requires_grad=True, dtype=np.float64),
               st.Tensor(randn(rng, 1, 3, 3, 2, dtype=np.float64), requires_grad=True, dtype=np.float64)]
-    dense = _place_kernels(pieces, rows, cols, (3, 3, 3, 2)).data
+    dense = place_kernels(pieces, rows, cols, (3, 3, 3, 2)).data
     assert (dense[0, 1] == 0).all() and (dense[2, 0] == 0).all()
     np.testing.assert_array_equal(dense[2, [1, 2]], pieces[0].data[1])
-    st.gradcheck(lambda a, b: _place_kernels([a, b], rows, cols, (3, 3, 3, 2)), pieces)
+    st.gradcheck(lambda a, b: place_kernels([a, b], rows, cols, (3, 3, 3, 2)), pieces)
 
 
 def _modern_torch(model):
