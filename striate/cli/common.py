@@ -6,12 +6,11 @@ This module imports no command module: ``runs``, ``see``, ``experiment`` and
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..checks import normalize_name
 
-__all__ = ["CLIError", "Parser", "RAW", "model_name", "plural", "read_json", "out_dir"]
+__all__ = ["CLIError", "Parser", "RAW", "model_name", "plural", "out_dir"]
 
 #: help texts keep their line breaks (examples, tables)
 RAW = argparse.RawDescriptionHelpFormatter
@@ -39,17 +38,6 @@ def model_name(text: str) -> str:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def read_json(path: Path) -> dict:
-    """A JSON object from ``path``; anything else is a one-line CLIError."""
-    try:
-        value = json.loads(path.read_text())
-    except ValueError as exc:
-        raise CLIError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise CLIError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
 
 
 def out_dir(value: str | None, default: Path) -> Path:
