@@ -52,6 +52,7 @@ class _Emitter:
         """The ONNX name of a traced value; parameters and constants become initializers."""
         if v.kind in ("parameter", "buffer", "constant") and v.name not in self.initializers:
             data = v.data
+            assert data is not None                   # the tracer gives these kinds their array
             if data.dtype.kind == "f":
                 data = data.astype(np.float32)
             self.initializers[v.name] = np.ascontiguousarray(data)
