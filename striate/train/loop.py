@@ -35,7 +35,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -319,6 +319,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
     if files is not None:
         files.prepare(resume)
     if resume:
+        assert out is not None                # resume without out_dir was refused above
         ckpt = out / CHECKPOINT
         if not ckpt.exists():
             raise FileNotFoundError(f"cannot resume: {ckpt} does not exist")
@@ -384,7 +385,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
             if stop.requested and epoch < epochs:
                 raise _interrupted(out, epoch + 1, 0, steps_per_epoch)
 
-    final = {"epochs": history, "test_acc": history[-1]["test_acc"] if history else None}
+    final: dict[str, Any] = {"epochs": history, "test_acc": history[-1]["test_acc"] if history else None}
     if val_loader is not None:
         result = last_eval or evaluate(model, val_loader, loss_fn, num_classes=_num_classes(class_names))
         final["test"] = result
@@ -403,7 +404,8 @@ def _check_memory(model, train_loader, optimizer) -> None:
         memory.check_memory(model, shape, batch, optimizer)
 
 
-def _interrupted(out: Path, epoch: int, batch: int, steps_per_epoch: int) -> TrainingInterrupted:
+def _interrupted(out: Path | None, epoch: int, batch: int, steps_per_epoch: int) -> TrainingInterrupted:
+    assert out is not None                    # fit listens for Ctrl-C only when it has out_dir
     where = f"epoch {epoch}, batch {batch}/{steps_per_epoch}" if batch else f"the start of epoch {epoch}"
     return TrainingInterrupted(f"interrupted; checkpoint saved in {out / CHECKPOINT} at {where}; "
                                f"fit(..., resume=True) continues from there", epoch, batch, out / CHECKPOINT)
