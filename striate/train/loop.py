@@ -35,6 +35,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -420,7 +421,7 @@ class _StopRequest:
     def __init__(self, enabled: bool):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self.requested = False
-        self._previous = None
+        self._previous: Callable[[int, FrameType | None], Any] | int | None = None   # the handler to put back
 
     def _handler(self, signum, frame):
         if self.requested:
