@@ -42,7 +42,7 @@ def build_parser() -> Parser:
     return parser
 
 
-def _user_errors() -> tuple[type, ...]:
+def _user_errors() -> tuple[type[Exception], ...]:
     from ..data import DatasetNotFoundError, IDXError
     from ..data.images import ImageError
     from ..serialization import CheckpointError
@@ -58,7 +58,7 @@ def _error_text(exc: BaseException) -> str:
     return str(exc)
 
 
-def _one_line(message: str) -> str:
+def _one_line(message: object) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 

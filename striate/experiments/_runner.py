@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -194,8 +194,8 @@ class Context:
         steps = len(train_loader)
         bar = tqdm(total=epochs * steps, desc=f"{self.name} {which}{label}", unit="step", leave=False,
                    disable=not self.progress, dynamic_ncols=True)
-        record = {"label": label, "parameters": int(model.num_parameters()), "step_loss": [], "epochs": [],
-                  "diverged": None, "seconds": 0.0, "steps_per_epoch": steps}
+        record: dict[str, Any] = {"label": label, "parameters": int(model.num_parameters()), "step_loss": [],
+                                  "epochs": [], "diverged": None, "seconds": 0.0, "steps_per_epoch": steps}
         try:
             for epoch in range(1, epochs + 1):
                 stats = EpochStats()

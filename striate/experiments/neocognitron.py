@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -277,7 +278,7 @@ def run_mnist(organise_on: int = 3000, rounds: int = 1, train_size: int = 10000,
     for layer in ("uc2", "uc3"):
         feats[layer] = (model.features(x_tr[:, None], layer), model.features(x_te[:, None], layer))
     feats["pixels"] = (x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, (ftr, fte) in (("raw pixels 16×16", feats["pixels"]), ("UC3 (last C-layer)", feats["uc3"]),
                              ("UC2", feats["uc2"])):
         ncm = nearest_mean_accuracy(ftr, y_tr, fte, y_te)

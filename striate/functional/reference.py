@@ -34,11 +34,12 @@ from (a pixel read by several windows receives the sum) and drops the padding.
 from __future__ import annotations
 
 import math
+from types import EllipsisType
 from typing import Optional
 
 import numpy as np
 
-from ..tensor import Tensor, TensorLike, array_module
+from ..tensor import Gradients, Tensor, TensorLike, array_module
 from ..checks import (IntPair, Padding, check_bias, check_conv, check_same_dtype, nonnegative_pair,
                       positive_pair)
 from .conv import Algorithm, check_algorithm, conv_geometry
@@ -53,8 +54,13 @@ __all__ = ["windows", "windows_backward", "conv2d", "conv_transpose2d", "max_poo
 #
 # kernel, stride and dilation are pairs, padding is (top, bottom, left, right): already checked.
 
+_Pair = tuple[int, int]                       # (kh, kw), (sh, sw), (dh, dw), (OH, OW), ...
+_Pads = tuple[int, int, int, int]             # top, bottom, left, right
+_Where = tuple[_Pair, _Pair, _Pads, _Pair]    # kernel, stride, pads, dilation: where the windows lie
 
-def _tap(i, j, out_hw, stride, dilation):
+
+def _tap(i: int, j: int, out_hw: tuple[int, ...], stride: _Pair,
+         dilation: _Pair) -> tuple[EllipsisType, slice, slice]:
     """Where tap (i, j) of every window lies in the padded input: rows i·dh + oh·sh, cols j·dw + ow·sw."""
     (OH, OW), (sh, sw), (dh, dw) = out_hw, stride, dilation
     rows = slice(i * dh, i * dh + (OH - 1) * sh + 1, sh)
@@ -62,7 +68,8 @@ def _tap(i, j, out_hw, stride, dilation):
     return ..., rows, columns
 
 
-def windows(x, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), value=0.0):
+def windows(x: np.ndarray, kernel: _Pair, stride: _Pair = (1, 1), padding: _Pads = (0, 0, 0, 0),
+            dilation: _Pair = (1, 1), value: float = 0.0) -> np.ndarray:
     """Every kh×kw window of x padded with ``value``: (N, C, H, W) -> cols (N, C, kh, kw, OH, OW).
 
         cols[n, c, i, j, oh, ow] = x_pad[n, c, oh·sh + i·dh, ow·sw + j·dw]
@@ -80,7 +87,8 @@ def windows(x, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), val
     return cols
 
 
-def windows_backward(dcols, shape, kernel, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1)):
+def windows_backward(dcols: np.ndarray, shape: tuple[int, ...], kernel: _Pair, stride: _Pair = (1, 1),
+                     padding: _Pads = (0, 0, 0, 0), dilation: _Pair = (1, 1)) -> np.ndarray:
     """The backward of :func:`windows`: dL/dcols (N, C, kh, kw, OH, OW) -> dL/dx (``shape``, N, C, H, W).
 
     Each tap adds its gradient back onto the pixels it read; the padding's share is dropped.
@@ -132,7 +140,7 @@ def conv2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, st
     if bias is not None:
         out += bias.data.reshape(1, K, 1, 1)
 
-    def backward(dout):                                                        # dL/dout (N, K, OH, OW)
+    def backward(dout: np.ndarray) -> Gradients:                               # dL/dout (N, K, OH, OW)
         d = dout.reshape(N, groups, K // groups, OH, OW)
         dcols = xp.einsum("gkcij,ngkhw->ngcijhw", w, d)                     # dL/dcols = Σ_k w · dout
         dx = windows_backward(dcols.reshape(N, C, kh, kw, OH, OW), x.shape, *where)     # dL/dx
@@ -176,7 +184,7 @@ def conv_transpose2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None 
     if bias is not None:
         out += bias.data.reshape(1, K, 1, 1)
 
-    def backward(dout):                                                        # dL/dout (N, K, OH, OW)
+    def backward(dout: np.ndarray) -> Gradients:                               # dL/dout (N, K, OH, OW)
         # What each stamp's entry was added to; output_padding can leave room for windows past x's H×W.
         dstamps = windows(dout, *where)[..., :H, :W]                           # (N, K, kh, kw, H, W)
         d = dstamps.reshape(N, groups, Kg, kh, kw, H, W)                       # dL/dstamps
@@ -188,7 +196,8 @@ def conv_transpose2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None 
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
-def _conv_args(op, x, weight, bias, groups, transposed):
+def _conv_args(op: str, x: TensorLike, weight: TensorLike, bias: TensorLike | None, groups: int,
+               transposed: bool) -> tuple[Tensor, Tensor, Tensor | None, int]:
     """The fast ops' checks, in their order: input, weight and groups together, then bias, one dtype."""
     x, weight, groups = check_conv(op, x, weight, groups, transposed=transposed)
     K = weight.shape[1] * groups if transposed else weight.shape[0]
@@ -197,12 +206,13 @@ def _conv_args(op, x, weight, bias, groups, transposed):
     return x, weight, bias, groups
 
 
-def _parents(x, weight, bias):
+def _parents(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, ...]:
     """The tensors the output depends on: the bias only when there is one."""
     return (x, weight) if bias is None else (x, weight, bias)
 
 
-def _transpose_geometry(op, size, kernel, stride, padding, output_padding, dilation):
+def _transpose_geometry(op: str, size: _Pair, kernel: _Pair, stride: IntPair, padding: IntPair,
+                        output_padding: IntPair, dilation: IntPair) -> tuple[_Where, _Pair]:
     """conv_transpose2d's sizes, checked as the fast op checks them.
 
     Returns (kernel, stride, pads, dilation) for ``windows`` and ``windows_backward``, and (OH, OW).
@@ -229,7 +239,8 @@ def _transpose_geometry(op, size, kernel, stride, padding, output_padding, dilat
 # pooling: a reduction of cols over its (i, j) axes
 
 
-def _pool_args(op, x, kernel_size, stride, padding, dilation=1, ceil_mode=False):
+def _pool_args(op: str, x: TensorLike, kernel_size: IntPair, stride: IntPair | None, padding: IntPair,
+               dilation: IntPair = 1, ceil_mode: bool = False) -> tuple[Tensor, _Where]:
     """x as a Tensor, and where its windows lie: (kernel, stride, pads, dilation) for ``windows``.
 
     The checks and output size are the fast op's (pool.py). With ``ceil_mode`` the last window
@@ -270,7 +281,8 @@ def min_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     return _extreme_pool("min_pool2d", -1, x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def _extreme_pool(op, sign, x, kernel_size, stride, padding, dilation, ceil_mode) -> Tensor:
+def _extreme_pool(op: str, sign: int, x: TensorLike, kernel_size: IntPair, stride: IntPair | None,
+                  padding: IntPair, dilation: IntPair, ceil_mode: bool) -> Tensor:
     """max pooling of sign·x, times sign: max (sign 1) and min (sign −1) pooling."""
     x, where = _pool_args(op, x, kernel_size, stride, padding, dilation, ceil_mode)
     xp = array_module(x.data)
@@ -282,7 +294,7 @@ def _extreme_pool(op, sign, x, kernel_size, stride, padding, dilation, ceil_mode
     last_nan = kh * kw - 1 - xp.isnan(taps[:, :, ::-1]).argmax(axis=2)
     winner = xp.where(xp.isnan(out), last_nan, winner)                        # or the last NaN
 
-    def backward(dout):                                                        # dL/dout (N, C, OH, OW)
+    def backward(dout: np.ndarray) -> Gradients:                               # dL/dout (N, C, OH, OW)
         won = xp.arange(kh * kw).reshape(kh * kw, 1, 1) == winner[:, :, None]  # (N, C, kh·kw, OH, OW)
         dtaps = xp.where(won, dout[:, :, None], 0)                            # all dout to the winner
         # dL/dx: out = sign·max(sign·x), so the two signs cancel and dout is routed as it is
@@ -322,7 +334,7 @@ def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     # divisor: a number, or (1, 1, OH, OW)
     out = windows(x.data, *where).sum(axis=(2, 3)) / divisor                   # (N, C, OH, OW)
 
-    def backward(dout):                                                        # dL/dout (N, C, OH, OW)
+    def backward(dout: np.ndarray) -> Gradients:                               # dL/dout (N, C, OH, OW)
         share = (dout / divisor)[:, :, None, None]                            # (N, C, 1, 1, OH, OW)
         dcols = xp.broadcast_to(share, out.shape[:2] + kernel + out.shape[2:])  # to every tap
         return (windows_backward(dcols, x.shape, *where),)                     # dL/dx
@@ -343,7 +355,7 @@ def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     cols = windows(x.data, *where)                                             # (N, C, kh, kw, OH, OW)
     out = cols.sum(axis=(2, 3))                                                # (N, C, OH, OW)
 
-    def backward(dout):                                                        # dL/dout (N, C, OH, OW)
+    def backward(dout: np.ndarray) -> Gradients:                               # dL/dout (N, C, OH, OW)
         dcols = xp.broadcast_to(dout[:, :, None, None], cols.shape)            # every tap gets dout
         return (windows_backward(dcols, x.shape, *where),)                     # dL/dx
     return Tensor.from_op(out, (x,), backward, op)
@@ -370,7 +382,7 @@ def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: Optional[In
         S = (cols ** p).sum(axis=(2, 3))                                       # (N, C, OH, OW)
         out = S ** (1 / p)
 
-    def backward(dout):                                                        # dL/dout (N, C, OH, OW)
+    def backward(dout: np.ndarray) -> Gradients:                               # dL/dout (N, C, OH, OW)
         with np.errstate(invalid="ignore"):
             scale = xp.divide(out, S, out=xp.zeros_like(S), where=S != 0)      # out / S, 0 where S = 0
             dcols = (dout * scale)[:, :, None, None] * cols ** (p - 1)         # dL/dcols

@@ -52,6 +52,7 @@ class _Emitter:
         """The ONNX name of a traced value; parameters and constants become initializers."""
         if v.kind in ("parameter", "buffer", "constant") and v.name not in self.initializers:
             data = v.data
+            assert data is not None                   # the tracer gives these kinds their array
             if data.dtype.kind == "f":
                 data = data.astype(np.float32)
             self.initializers[v.name] = np.ascontiguousarray(data)
@@ -466,12 +467,17 @@ def _getitem(e, r):
             start, stop, step = i.indices(a.shape[axis])
             if (start, stop, step) != (0, a.shape[axis], 1):
                 big = np.iinfo(np.int64).max if step > 0 else np.iinfo(np.int64).min
-                starts.append(start), ends.append(big if i.stop is None else stop)
-                axes.append(axis), steps.append(step)
+                starts.append(start)
+                ends.append(big if i.stop is None else stop)
+                axes.append(axis)
+                steps.append(step)
             out_axis += 1
         else:
             idx = int(i) % a.shape[axis]
-            starts.append(idx), ends.append(idx + 1), axes.append(axis), steps.append(1)
+            starts.append(idx)
+            ends.append(idx + 1)
+            axes.append(axis)
+            steps.append(1)
             squeeze.append(axis)
         axis += 1
     y = e.name(a)

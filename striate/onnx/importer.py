@@ -672,8 +672,8 @@ def _slice(x, starts, ends, axes, steps):
         big = 2 ** 62
         s, e = max(min(s, big), -big), max(min(e, big), -big)
         index[int(a) % x.ndim] = slice(s, e if not (st < 0 and e < -n) else None, st)
-    index = tuple(index)
-    return x[index] if x.dtype.kind == "f" else ops.constant(x.data[index])
+    key = tuple(index)
+    return x[key] if x.dtype.kind == "f" else ops.constant(x.data[key])
 
 
 @converter("Gather", 1, nondiff=(1,))
@@ -942,9 +942,10 @@ def _same(a: tuple, b: tuple) -> bool:
 class _Builder:
     def __init__(self, model, path):
         self.path = path
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-        if self.opset is None:
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if opset is None:
             raise OnnxImportError(f"{path}: the model imports no version of the default ONNX domain")
+        self.opset: int = opset
         metadata = {p.key: p.value for p in model.metadata_props}
         try:
             listed = json.loads(metadata["striate.trainable"]) if "striate.trainable" in metadata else None
@@ -969,7 +970,7 @@ class _Builder:
                 a.type == onnx.AttributeProto.GRAPH and has_shape(a.g) for a in n.attribute) for n in g.node)
         if not has_shape(model.graph) or any(s is None for s in shapes):
             return
-        sizes = (2, 3) if any(None in s for s in shapes) else (None,)
+        sizes = (2, 3) if any(None in s for s in shapes) else (1,)    # else one probe, the 1 unused
         probes = []
         for size in sizes:
             concrete = [[size if d is None else d for d in s] for s in shapes]

@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import importlib
 import inspect
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -84,7 +85,7 @@ class Graph:
     values: list[Value]         # every value, constants included
 
 
-def traced_functions() -> list[tuple[object, str, str]]:
+def traced_functions() -> list[tuple[types.ModuleType, str, str]]:
     """(module, attribute, op name) for each function the tracer records.
 
     Every op of ``striate.functional``; the functions of ``striate.tensor`` that Tensor's
@@ -103,7 +104,7 @@ def traced_functions() -> list[tuple[object, str, str]]:
 class _Tracer:
     def __init__(self, model: Module):
         self.values: dict[int, Value] = {}        # id(Tensor) -> Value
-        self.keep: list[Tensor] = []              # keeps traced tensors alive, so ids stay unique
+        self.keep: list[Tensor | np.ndarray] = []   # keeps traced tensors and arrays alive, so ids stay unique
         self.records: list[OpRecord] = []
         self.depth = 0
         self.module_stack: list[Module] = [model]
@@ -240,31 +241,33 @@ def _propagate_batch(record: OpRecord) -> None:
     """Mark outputs whose axis 0 is still the batch axis."""
     ins = [v for v in _leaves(record.args) if isinstance(v, Value)]
     x = next((v for v in ins if v.batched), None)
-    batched = x is not None
     for out in record.outputs:
         if out.kind != "op":
             continue
-        keeps = batched
+        if x is None:                 # no batched input, no batched output
+            out.batched = False
+            continue
+        keeps = True
         if record.op == "reshape":
-            keeps = batched and len(out.shape) > 0 and out.shape[0] == x.shape[0]
+            keeps = len(out.shape) > 0 and out.shape[0] == x.shape[0]
         elif record.op == "transpose":
             axes = record.args.get("axes")
-            keeps = batched and axes is not None and tuple(axes)[0] % len(x.shape) == 0
+            keeps = axes is not None and tuple(axes)[0] % len(x.shape) == 0
         elif record.op in ("sum", "mean", "max"):
             axis = record.args.get("axis")
             axes = range(len(x.shape)) if axis is None else np.atleast_1d(axis)
-            keeps = batched and all(int(a) % len(x.shape) != 0 for a in axes)
+            keeps = all(int(a) % len(x.shape) != 0 for a in axes)
         elif record.op == "getitem":
             index = record.args["index"]
             first = index[0] if isinstance(index, tuple) and index else index
-            keeps = batched and (isinstance(first, slice) and first == slice(None)
-                                 or first is Ellipsis or (isinstance(index, tuple) and not index))
+            keeps = (isinstance(first, slice) and first == slice(None)
+                     or first is Ellipsis or (isinstance(index, tuple) and not index))
         elif record.op == "stack":
-            keeps = batched and int(record.args["axis"]) % len(out.shape) != 0
+            keeps = int(record.args["axis"]) % len(out.shape) != 0
         elif record.op == "flatten":
-            keeps = batched and int(record.args["start_dim"]) % max(len(x.shape), 1) != 0
+            keeps = int(record.args["start_dim"]) % max(len(x.shape), 1) != 0
         elif record.op == "matmul":
-            keeps = batched and len(out.shape) > 1 and out.shape[0] == x.shape[0]
+            keeps = len(out.shape) > 1 and out.shape[0] == x.shape[0]
         out.batched = keeps
 
 
@@ -289,13 +292,13 @@ def _recording(tracer: _Tracer):
         tracer.check_from_op(parents, op)
         return original_from_op.__func__(cls, data, parents, backward, op)
 
-    Module.__call__ = call
-    Tensor.from_op = classmethod(from_op)
+    setattr(Module, "__call__", call)                # patched on the classes, like the functions above
+    setattr(Tensor, "from_op", classmethod(from_op))
     try:
         yield
     finally:
-        Tensor.from_op = original_from_op
-        Module.__call__ = original_call
+        setattr(Tensor, "from_op", original_from_op)
+        setattr(Module, "__call__", original_call)
         for module, name, fn in reversed(patched):
             setattr(module, name, fn)
 

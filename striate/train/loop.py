@@ -35,7 +35,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from types import FrameType
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -319,6 +320,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
     if files is not None:
         files.prepare(resume)
     if resume:
+        assert out is not None                # resume without out_dir was refused above
         ckpt = out / CHECKPOINT
         if not ckpt.exists():
             raise FileNotFoundError(f"cannot resume: {ckpt} does not exist")
@@ -384,7 +386,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
             if stop.requested and epoch < epochs:
                 raise _interrupted(out, epoch + 1, 0, steps_per_epoch)
 
-    final = {"epochs": history, "test_acc": history[-1]["test_acc"] if history else None}
+    final: dict[str, Any] = {"epochs": history, "test_acc": history[-1]["test_acc"] if history else None}
     if val_loader is not None:
         result = last_eval or evaluate(model, val_loader, loss_fn, num_classes=_num_classes(class_names))
         final["test"] = result
@@ -403,7 +405,8 @@ def _check_memory(model, train_loader, optimizer) -> None:
         memory.check_memory(model, shape, batch, optimizer)
 
 
-def _interrupted(out: Path, epoch: int, batch: int, steps_per_epoch: int) -> TrainingInterrupted:
+def _interrupted(out: Path | None, epoch: int, batch: int, steps_per_epoch: int) -> TrainingInterrupted:
+    assert out is not None                    # fit listens for Ctrl-C only when it has out_dir
     where = f"epoch {epoch}, batch {batch}/{steps_per_epoch}" if batch else f"the start of epoch {epoch}"
     return TrainingInterrupted(f"interrupted; checkpoint saved in {out / CHECKPOINT} at {where}; "
                                f"fit(..., resume=True) continues from there", epoch, batch, out / CHECKPOINT)
@@ -418,7 +421,7 @@ class _StopRequest:
     def __init__(self, enabled: bool):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self.requested = False
-        self._previous = None
+        self._previous: Callable[[int, FrameType | None], Any] | int | None = None   # the handler to put back
 
     def _handler(self, signum, frame):
         if self.requested:

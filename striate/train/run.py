@@ -249,15 +249,15 @@ class Run:
         self.weights, self.metrics = Path(weights), metrics
         dataset = config.get("dataset")
         self.dataset = dataset if isinstance(dataset, str) else None
-        known = self.dataset in DATASETS
+        known = self.dataset if self.dataset in DATASETS else None        # a data set striate knows, by name
         self.input_shape = tuple(getattr(model, "input_shape", ()))          # (C, H, W)
         # the images the run was trained on: the data set's 28×28, padded by the transform to the model's size
         self.image_size = (28, 28) if known and len(self.input_shape) == 3 else tuple(self.input_shape[-2:])
-        self._transform = preprocess(self.dataset if known else "mnist", self.input_shape or None)
+        self._transform = preprocess(known or "mnist", self.input_shape or None)
         if isinstance(config.get("classes"), list) and all(isinstance(c, str) for c in config["classes"]):
             self.classes = list(config["classes"])
         elif known:
-            self.classes = list(DATASETS[self.dataset].classes)
+            self.classes = list(DATASETS[known].classes)
         else:
             self.classes = [str(k) for k in range(self._outputs())]
 
@@ -362,6 +362,7 @@ def load_run(path) -> Run:
     a safetensors checkpoint (a pickle is refused before it is read).
     """
     p = Path(path)
+    config: dict | None                     # config.json, or the weights file's metadata
     if p.is_dir():
         config_file = p / CONFIG
         if not config_file.exists():
