@@ -1,8 +1,12 @@
 """ONNX in and out (extra: ``pip install striate[onnx]``).
 
-    >>> import striate.onnx
-    >>> striate.onnx.export(model, np.zeros((1, 1, 32, 32), np.float32), "lenet.onnx")
-    >>> net = striate.onnx.load("lenet.onnx")       # a striate.nn.Module; weights are Parameters
+    >>> import os, tempfile, striate.onnx
+    >>> path = os.path.join(tempfile.mkdtemp(), "lenet.onnx")
+    >>> model = st.models.get("lenet5", rng=0)      # LeNet-5 as published: C3 table, RBF output
+    >>> striate.onnx.export(model, np.zeros((1, 1, 32, 32), np.float32), path)
+    >>> net = striate.onnx.load(path)               # a striate.nn.Module; weights are Parameters
+    >>> net(np.zeros((4, 1, 32, 32), np.float32)).shape
+    (4, 10)
 
 ``export`` traces the model's forward (:mod:`striate.onnx.trace`, which needs
 no onnx) and writes one ONNX node group per recorded op; ``load`` builds a

@@ -602,7 +602,9 @@ def export(model: Module, example_input, path, opset: int = 18) -> None:
         TraceError (a ValueError) naming the layer (module path and type) that cannot be exported.
 
     Example:
-        >>> striate.onnx.export(models.get("lenet5-modern"), np.zeros((1, 1, 32, 32)), "lenet.onnx")
+        >>> import os, tempfile, striate.onnx
+        >>> path = os.path.join(tempfile.mkdtemp(), "lenet.onnx")
+        >>> striate.onnx.export(st.models.get("lenet5-modern"), np.zeros((1, 1, 32, 32), np.float32), path)
     """
     proto = to_model_proto(model, example_input, opset)
     onnx.checker.check_model(proto, full_check=True)

@@ -1105,8 +1105,11 @@ def load(path, max_bytes: int = MAX_FILE_BYTES) -> OnnxModule:
         file, and for an op that has no converter (naming op, node and opset).
 
     Example:
-        >>> net = striate.onnx.load("resnet50.onnx")
-        >>> probs = net(np.zeros((1, 3, 224, 224), np.float32))
+        >>> import pathlib, onnx, striate.onnx
+        >>> wheel = pathlib.Path(onnx.__file__).parent / "backend/test/data/light"   # ships with onnx
+        >>> net = striate.onnx.load(wheel / "light_resnet50.onnx")
+        >>> net(np.zeros((1, 3, 224, 224), np.float32)).shape
+        (1, 1000)
     """
     path, model = _read(path, max_bytes)
     _check_graph(model.graph, path)

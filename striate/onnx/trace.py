@@ -12,7 +12,8 @@ a ``mul`` and a ``sum``.
 
 Nothing here knows about ONNX, so an inference planner can reuse the trace.
 
-    >>> graph = trace(model, x)                      # model in eval mode, x (N, C, H, W)
+    >>> model = st.models.get("lenet5", rng=0)
+    >>> graph = trace(model, np.zeros((1, 1, 32, 32), np.float32))   # evaluation mode, as exported
     >>> [r.op for r in graph.records][:3]
     ['conv2d', 'scaled_tanh', 'sum_pool2d']
 
