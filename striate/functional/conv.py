@@ -430,6 +430,33 @@ def _winograd_conv2d(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, ge
     return Tensor.from_op(out, _parents(x, weight, bias), backward, op)
 
 
+def transpose_geometry(op: str, size: tuple[int, int], kernel: tuple[int, int], stride: IntPair,
+                       padding: IntPair, output_padding: IntPair, dilation: IntPair
+                       ) -> tuple[tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int], tuple[int, int]],
+                                  tuple[int, int]]:
+    """A transposed convolution's settings, checked, and its output size (OH, OW).
+
+    Returns ``((kh, kw), (sh, sw), (top, bottom, left, right), (dh, dw))`` and ``(OH, OW)``:
+    OH = (H − 1)·sh − 2·ph + dh·(kh − 1) + output_padding + 1 (likewise OW).
+    """
+    (H, W), (kh, kw) = size, kernel
+    sh, sw = positive_pair(stride, "stride", op)
+    dh, dw = positive_pair(dilation, "dilation", op)
+    ph, pw = nonnegative_pair(padding, "padding", op)
+    oph, opw = nonnegative_pair(output_padding, "output_padding", op)
+    if oph >= max(sh, dh) or opw >= max(sw, dw):
+        raise ValueError(f"{op}: output_padding must be smaller than the stride or the dilation "
+                         f"(as in PyTorch), got output_padding {(oph, opw)} with stride {(sh, sw)}, "
+                         f"dilation {(dh, dw)}")
+    OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    OW = (W - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    if OH < 1 or OW < 1:
+        raise ValueError(f"{op}: the output would be {OH}×{OW}: padding {(ph, pw)} crops more than "
+                         f"the {OH + 2 * ph}×{OW + 2 * pw} that input {H}×{W} with kernel "
+                         f"{kh}×{kw} and stride {(sh, sw)} produces")
+    return ((kh, kw), (sh, sw), (ph, ph, pw, pw), (dh, dw)), (OH, OW)
+
+
 def conv_transpose2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None, stride: IntPair = 1,
                      padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
                      dilation: IntPair = 1) -> Tensor:
@@ -476,21 +503,9 @@ def conv_transpose2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None 
     K = Kg * groups
     bias = check_bias(op, bias, K, "(K,)")
     check_same_dtype(op, input=x, weight=weight, bias=bias)
-    sh, sw = positive_pair(stride, "stride", op)
-    dh, dw = positive_pair(dilation, "dilation", op)
-    ph, pw = nonnegative_pair(padding, "padding", op)
-    oph, opw = nonnegative_pair(output_padding, "output_padding", op)
-    if oph >= max(sh, dh) or opw >= max(sw, dw):
-        raise ValueError(f"{op}: output_padding must be smaller than the stride or the dilation "
-                         f"(as in PyTorch), got output_padding {(oph, opw)} with stride {(sh, sw)}, "
-                         f"dilation {(dh, dw)}")
     N, _, H, W = x.shape
-    OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
-    OW = (W - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
-    if OH < 1 or OW < 1:
-        raise ValueError(f"{op}: the output would be {OH}×{OW}: padding {(ph, pw)} crops more than "
-                         f"the {OH + 2 * ph}×{OW + 2 * pw} that input {H}×{W} with kernel "
-                         f"{kh}×{kw} and stride {(sh, sw)} produces")
+    ((_, _), (sh, sw), (ph, _, pw, _), (dh, dw)), (OH, OW) = transpose_geometry(
+        op, (H, W), (kh, kw), stride, padding, output_padding, dilation)
     # The conv2d being transposed maps (N, K, OH, OW) to (N, C, H, W) with the same settings.
     geo = _make_geometry((kh, kw), (sh, sw), (dh, dw), (ph, ph, pw, pw), (H, W), groups)
     wmat = weight.data.reshape(groups, C // groups, Kg * kh * kw)          # (g, C/g, K/g·kh·kw)

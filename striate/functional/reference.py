@@ -40,9 +40,8 @@ from typing import Optional
 import numpy as np
 
 from ..tensor import Gradients, Tensor, TensorLike, array_module
-from ..checks import (IntPair, Padding, check_bias, check_conv, check_same_dtype, nonnegative_pair,
-                      positive_pair)
-from .conv import Algorithm, check_algorithm, conv_geometry
+from ..checks import (IntPair, Padding, check_bias, check_conv, check_same_dtype, positive_pair)
+from .conv import Algorithm, check_algorithm, conv_geometry, transpose_geometry
 from .pool import check_norm_type, pool_input, pool_windows
 
 __all__ = ["windows", "windows_backward", "conv2d", "conv_transpose2d", "max_pool2d", "min_pool2d",
@@ -173,8 +172,8 @@ def conv_transpose2d(x: TensorLike, weight: TensorLike, bias: TensorLike | None 
     N, C, H, W = x.shape
     _, Kg, kh, kw = weight.shape
     K = Kg * groups
-    where, (OH, OW) = _transpose_geometry(op, (H, W), (kh, kw), stride, padding, output_padding,
-                                          dilation)
+    where, (OH, OW) = transpose_geometry(op, (H, W), (kh, kw), stride, padding, output_padding,
+                                         dilation)
     xp = array_module(x.data)
     xg = x.data.reshape(N, groups, C // groups, H, W)                          # (N, g, C/g, H, W)
     w = weight.data.reshape(groups, C // groups, Kg, kh, kw)                   # (g, C/g, K/g, kh, kw)
@@ -209,30 +208,6 @@ def _conv_args(op: str, x: TensorLike, weight: TensorLike, bias: TensorLike | No
 def _parents(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, ...]:
     """The tensors the output depends on: the bias only when there is one."""
     return (x, weight) if bias is None else (x, weight, bias)
-
-
-def _transpose_geometry(op: str, size: _Pair, kernel: _Pair, stride: IntPair, padding: IntPair,
-                        output_padding: IntPair, dilation: IntPair) -> tuple[_Where, _Pair]:
-    """conv_transpose2d's sizes, checked as the fast op checks them.
-
-    Returns (kernel, stride, pads, dilation) for ``windows`` and ``windows_backward``, and (OH, OW).
-    """
-    (H, W), (kh, kw) = size, kernel
-    sh, sw = positive_pair(stride, "stride", op)
-    dh, dw = positive_pair(dilation, "dilation", op)
-    ph, pw = nonnegative_pair(padding, "padding", op)
-    oph, opw = nonnegative_pair(output_padding, "output_padding", op)
-    if oph >= max(sh, dh) or opw >= max(sw, dw):
-        raise ValueError(f"{op}: output_padding must be smaller than the stride or the dilation "
-                         f"(as in PyTorch), got output_padding {(oph, opw)} with stride {(sh, sw)}, "
-                         f"dilation {(dh, dw)}")
-    OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
-    OW = (W - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
-    if OH < 1 or OW < 1:
-        raise ValueError(f"{op}: the output would be {OH}×{OW}: padding {(ph, pw)} crops more than "
-                         f"the {OH + 2 * ph}×{OW + 2 * pw} that input {H}×{W} with kernel "
-                         f"{kh}×{kw} and stride {(sh, sw)} produces")
-    return ((kh, kw), (sh, sw), (ph, ph, pw, pw), (dh, dw)), (OH, OW)
 
 
 # ---------------------------------------------------------------------------
