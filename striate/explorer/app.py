@@ -4,7 +4,8 @@
     GET  /static/...                the page's CSS and JavaScript, from this package only
     GET  /api/model                 the run's model: name, classes, layers (shapes, parameters)
     POST /api/forward               body: a PNG or JPEG → probabilities and every layer's output
-    POST /api/unit?layer=&channel=&y=&x=   body: the same image → one unit's arithmetic
+                                    (?as_is=1: a 28×28 test image, not prepared again)
+    POST /api/unit?layer=&channel=&y=&x=   body: the same image (and as_is) → one unit's arithmetic
     GET  /api/playground?size=&kernel=&stride=&padding=&dilation=   output size, conv and pools
     GET  /api/samples               the sample pictures on this machine
     GET  /api/filters?sample=NAME   the hand-made filters on a sample picture
@@ -141,11 +142,23 @@ def create_app(run=None, static_dir=STATIC) -> Starlette:
             except ImageError as exc:
                 raise compute.Refused(str(exc)) from None
 
-    def prepared(data: bytes) -> np.ndarray:
+    def prepared(data: bytes, as_is: bool = False) -> np.ndarray:
+        """The digit (28, 28) in [0, 1]: prepared as ``striate predict`` prepares a file, or, with
+        ``as_is`` (the page's test images), taken as it is: then it must already be 28×28."""
+        gray = decode(data)
+        if as_is:
+            size = tuple(explorer.require().image_size)
+            if gray.shape != size:
+                raise compute.Refused(f"as_is=1 takes an image of {size[0]}×{size[1]} pixels, white on black "
+                                      f"(a test image), got {gray.shape[0]}×{gray.shape[1]}")
+            return gray
         try:
-            return explorer.digit(decode(data))                            # (28, 28) in [0, 1]
+            return explorer.digit(gray)
         except ImageError as exc:
             raise compute.Refused(f"the uploaded image: {exc}") from None
+
+    def as_is(request) -> bool:
+        return request.query_params.get("as_is", "0") not in ("0", "", "false")
 
     # -- the page -------------------------------------------------------------
     async def index(request):
@@ -163,10 +176,11 @@ def create_app(run=None, static_dir=STATIC) -> Starlette:
 
     async def forward(request):
         data = await read_image_bytes(request)
+        raw = as_is(request)
 
         def work():
             start = time.perf_counter()
-            digit = prepared(data)
+            digit = prepared(data, raw)
             traces, probs, x = explorer.forward(digit)
             answer = {"probabilities": compute.rounded(probs), "predicted": int(np.argmax(probs)),
                       "class": explorer.run.classes[int(np.argmax(probs))],
@@ -183,9 +197,10 @@ def create_app(run=None, static_dir=STATIC) -> Starlette:
         if not name:
             raise compute.Refused("missing query parameter 'layer' (a layer's name, from /api/model)")
         channel, y, x = (int_param(request, k) for k in ("channel", "y", "x"))
+        raw = as_is(request)
 
         def work():
-            traces, _, _ = explorer.forward(prepared(data))
+            traces, _, _ = explorer.forward(prepared(data, raw))
             i = explorer.layer_index(traces, name)
             module = traces[i].module
             if compute.is_conv(module):

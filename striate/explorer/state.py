@@ -25,6 +25,8 @@ from . import compute
 
 __all__ = ["Explorer", "newest_finished_run", "NoRun"]
 
+CONFUSION_BATCH = 250       # test images per forward pass while computing the confusion matrix
+
 #: how to make a run when there is none (the page and the command line say it)
 TRAIN_HINT = "striate train lenet5-modern"
 
@@ -144,9 +146,11 @@ class Explorer:
             raise NoRun(f"the {run.dataset or 'mnist'} test set is not on this machine")
         if self._confusion is None:
             images, labels = test
-            with self.lock:
-                predicted = run.predict(images, batch_size=500).argmax(axis=1)
-            self._confusion = compute.confusion(predicted, labels, len(run.classes), examples)
+            predicted = []
+            for lo in range(0, len(images), CONFUSION_BATCH):      # the lock is let go between batches,
+                with self.lock:                                     # so that drawing stays live meanwhile
+                    predicted.append(run.predict(images[lo:lo + CONFUSION_BATCH]).argmax(axis=1))
+            self._confusion = compute.confusion(np.concatenate(predicted), labels, len(run.classes), examples)
         return self._confusion
 
     def metrics(self) -> dict:

@@ -187,3 +187,17 @@ def test_a_run_still_training_is_reloaded_when_its_weights_change(trained_run, t
         st.save(state, run / "model.safetensors", metadata={"config": st.load_run(run).config})
         after = c.get("/api/kernels").json()["kernels"]["values"]
         assert np.allclose(after, 2 * np.asarray(before), atol=1e-5)
+
+
+def test_a_test_image_goes_in_as_it_is(client, trained_run):
+    """?as_is=1: the page's test images reach the model unchanged, as run.predict takes the test set."""
+    from striate.data import MNIST
+    images = MNIST(train=False, download=False).images
+    png = client.get("/api/test-images/7.png").content
+    answer = client.post("/api/forward?as_is=1", content=png).json()
+    assert np.allclose(answer["probabilities"], st.load_run(trained_run).predict(images[7:8])[0], atol=2e-6)
+    assert np.allclose(answer["input"]["values"], images[7] / 255, atol=1e-6)
+    u = client.post("/api/unit?layer=c3&channel=1&y=2&x=3&as_is=1", content=png).json()
+    assert u["value"] == pytest.approx(answer["layers"][2]["values"][1][2][3], abs=1e-6)
+    r = client.post("/api/forward?as_is=1", content=png_bytes(drawn_one()))
+    assert r.status_code == 400 and "28×28" in r.json()["error"]
