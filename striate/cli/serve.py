@@ -56,6 +56,8 @@ def cmd_serve(args) -> int:
     from ..explorer import create_app, newest_finished_run
     from ..explorer.state import TRAIN_HINT
 
+    if not 0 <= args.port <= 65535:
+        raise CLIError(f"--port must be in 0..65535, got {args.port}")
     if args.path:
         run = Path(args.path)
         if not run.exists():
