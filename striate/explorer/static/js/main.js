@@ -116,7 +116,7 @@ function noRun(train) {
   const box = $("#no-run");
   box.hidden = false;
   box.innerHTML = "";
-  box.append("No trained run is loaded, so this part needs one. Train one (about a minute and a half), then start the explorer again:");
+  box.append("No trained run is loaded, so this part needs one. Train one (a minute or two), then start the explorer again:");
   const pre = document.createElement("pre");
   pre.textContent = `${train}\nstriate serve`;
   box.append(pre);
