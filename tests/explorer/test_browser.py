@@ -248,3 +248,39 @@ def test_without_a_run_the_page_says_how_to_train_one(open_page, bare_server, tm
     expect(page.get_by_test_id("pg-output-size")).to_have_text("4 × 4")
     expect(page.get_by_role("heading", name="sobel-x")).to_be_visible(timeout=WAIT_MS)
     page.screenshot(path=tmp_path / "no-run.png", full_page=True)
+
+
+def test_an_uploaded_photo_is_read(open_page, served, tmp_path):
+    from .conftest import drawn_one, png_bytes
+    photo = tmp_path / "one.jpg"
+    photo.write_bytes(png_bytes(255 - drawn_one(600), "JPEG"))       # dark ink on white paper
+    page = open_page(served.url)
+    ready(page)
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("#upload").set_input_files(str(photo))
+    expect(page.get_by_test_id("predicted")).to_have_text("1", timeout=WAIT_MS)
+
+
+@pytest.fixture
+def training(trained_run, tmp_path):
+    """A copy of the run that looks as if it were still training: one epoch so far."""
+    run = tmp_path / "training"
+    shutil.copytree(trained_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({"epochs": metrics["epochs"][:1], "finished": False}))
+    s = Server(create_app(run))
+    yield run, metrics, s
+    s.stop()
+
+
+def test_a_run_still_training_updates_live(open_page, training):
+    run, metrics, server = training
+    page = open_page(server.url)
+    status = page.locator("#run-status")
+    expect(status).to_contain_text("training…", timeout=WAIT_MS)
+    expect(status).to_contain_text("1 epoch ·")
+    expect(page.locator(".chart .dot.test")).to_have_count(2)          # one per chart
+    (run / "metrics.json").write_text(json.dumps(metrics))              # the second epoch, and the end
+    expect(status).to_contain_text("finished", timeout=WAIT_MS)
+    expect(status).to_contain_text("2 epochs")
+    expect(page.locator(".chart .dot.test")).to_have_count(4)

@@ -140,7 +140,8 @@ export class RunView {
     const m = info.metrics;
     const box = this.root.querySelector("#run-status");
     const state = info.state === "finished" ? "finished" : "training…";
-    const parts = [`${info.title || info.name}`, `${(m.epochs || []).length} epochs`];
+    const n = (m.epochs || []).length;
+    const parts = [`${info.title || info.name}`, `${n} epoch${n === 1 ? "" : "s"}`];
     if (m.final_test_acc !== undefined) parts.push(`test accuracy ${(100 * m.final_test_acc).toFixed(2)}%`);
     if (m.total_seconds) parts.push(`${m.total_seconds.toFixed(0)} s of training`);
     box.replaceChildren(el("span", `badge ${info.state === "finished" ? "done" : "live"}`, state), el("span", "", parts.join(" · ")));
