@@ -278,9 +278,9 @@ def test_a_run_still_training_updates_live(open_page, training):
     page = open_page(server.url)
     status = page.locator("#run-status")
     expect(status).to_contain_text("training…", timeout=WAIT_MS)
-    expect(status).to_contain_text("1 epoch ·")
+    expect(page.locator(".run-summary")).to_have_text("lenet5-modern on mnist · 1 epoch")
     expect(page.locator(".chart .dot.test")).to_have_count(2)          # one per chart
     (run / "metrics.json").write_text(json.dumps(metrics))              # the second epoch, and the end
     expect(status).to_contain_text("finished", timeout=WAIT_MS)
-    expect(status).to_contain_text("2 epochs")
+    expect(page.locator(".run-summary")).to_contain_text("· 2 epochs · test accuracy")
     expect(page.locator(".chart .dot.test")).to_have_count(4)

@@ -144,7 +144,7 @@ export class RunView {
     const parts = [`${info.title || info.name}`, `${n} epoch${n === 1 ? "" : "s"}`];
     if (m.final_test_acc !== undefined) parts.push(`test accuracy ${(100 * m.final_test_acc).toFixed(2)}%`);
     if (m.total_seconds) parts.push(`${m.total_seconds.toFixed(0)} s of training`);
-    box.replaceChildren(el("span", `badge ${info.state === "finished" ? "done" : "live"}`, state), el("span", "", parts.join(" · ")));
+    box.replaceChildren(el("span", `badge ${info.state === "finished" ? "done" : "live"}`, state), el("span", "run-summary", parts.join(" · ")));
     for (const p of info.pictures) {
       const a = el("a", "muted small", p);
       a.href = `/run/${p}`;
