@@ -225,8 +225,8 @@ def create_app(run=None, static_dir=STATIC) -> Starlette:
         gray = compute.shrink(gray)
         bank = compute.filter_bank(gray)
         for f in bank:
-            f["image"] = png_data_url(compute.to_png(f.pop("output")))
-        return {"image": png_data_url(compute.to_png(gray, signed=False)), "shape": list(gray.shape),
+            f["image"] = png_data_url(compute.to_png(f.pop("output"), compute.display_mode(f["kernel"])))
+        return {"image": png_data_url(compute.to_png(gray)), "shape": list(gray.shape),
                 "filters": bank}
 
     async def filters_of_sample(request):
@@ -290,7 +290,7 @@ def create_app(run=None, static_dir=STATIC) -> Starlette:
             images, _ = test
             if not 0 <= index < len(images):
                 raise compute.Refused(f"test image index must be in 0..{len(images) - 1}, got {index}")
-            return compute.to_png(images[index].astype(np.float32) / 255, signed=False)
+            return compute.to_png(images[index].astype(np.float32) / 255)
         return Response(await run_in_threadpool(work), media_type="image/png",
                         headers={"Cache-Control": "max-age=3600"})
 

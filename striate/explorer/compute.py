@@ -375,22 +375,36 @@ def shrink(gray: np.ndarray, side: int = FILTER_SIDE) -> np.ndarray:
     return np.clip(np.asarray(img, dtype=np.float32), 0, 1)
 
 
-def to_png(image: np.ndarray, signed: bool | None = None) -> bytes:
-    """A float map (H, W) as an 8-bit grayscale PNG: [0, 1] as it is; signed values with 0 at mid-grey."""
+def to_png(image: np.ndarray, mode: str = "clip") -> bytes:
+    """A float map (H, W) as an 8-bit grayscale PNG, for the eye.
+
+    mode "clip": values in [0, 1] as they are (a blur, a sharpened picture); "signed": 0 at
+    mid-grey, the scale ending at the 99.5th percentile of |value| (an edge map, whose kernel
+    sums to 0: a few extreme pixels would otherwise leave every other edge grey); "stretch":
+    the smallest value black, the largest white (an edge strength).
+    """
     import io
     from PIL import Image
     a = np.asarray(image, dtype=np.float64)
-    lo, hi = float(a.min()), float(a.max())
-    if signed is None:
-        signed = lo < -1e-6
-    if signed:
-        span = max(abs(lo), abs(hi)) or 1.0
+    if mode == "signed":
+        span = float(np.percentile(np.abs(a), 99.5)) or float(np.abs(a).max()) or 1.0
         a = 0.5 + 0.5 * a / span
-    elif hi > 1 + 1e-6 or lo < 0:
+    elif mode == "stretch":
+        lo, hi = float(a.min()), float(a.max())
         a = (a - lo) / ((hi - lo) or 1.0)
     buf = io.BytesIO()
     Image.fromarray(np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def display_mode(kernel) -> str:
+    """How to show a filter's output: "signed" when its kernel sums to 0 (edges, lines), "clip"
+    when it sums to 1 and keeps the picture's brightness (blur, sharpen, relief), "stretch"
+    otherwise (the gradient magnitudes, which have no kernel; the 0/1 oblique line)."""
+    total = None if kernel is None else float(np.sum(kernel))
+    if total is not None and abs(total) < 1e-6:
+        return "signed"
+    return "clip" if total is not None and abs(total - 1) < 1e-4 else "stretch"
 
 
 def confusion(predicted: np.ndarray, labels: np.ndarray, classes: int, examples: int) -> dict:

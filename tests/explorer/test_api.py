@@ -201,3 +201,11 @@ def test_a_test_image_goes_in_as_it_is(client, trained_run):
     assert u["value"] == pytest.approx(answer["layers"][2]["values"][1][2][3], abs=1e-6)
     r = client.post("/api/forward?as_is=1", content=png_bytes(drawn_one()))
     assert r.status_code == 400 and "28×28" in r.json()["error"]
+
+
+@pytest.mark.parametrize("name, mode", [("box-3", "clip"), ("gaussian", "clip"), ("sharpen", "clip"),
+                                        ("emboss", "clip"), ("sobel-x", "signed"), ("laplacian-8", "signed"),
+                                        ("line-45", "signed"), ("oblique", "stretch"), ("sobel", "stretch")])
+def test_each_filter_is_shown_on_the_scale_that_suits_it(name, mode):
+    kernel = None if name in st.filters.MAGNITUDES else st.filters.get_kernel(name)
+    assert compute.display_mode(kernel) == mode
