@@ -130,14 +130,30 @@ def layer_json(t: LayerTrace) -> dict:
 
 
 def conv_weight(module) -> np.ndarray | None:
-    """A conv layer's (K, C, kh, kw) kernel (LeNet-5's partly connected C3: zeros off its table)."""
+    """A conv layer's kernel (K, C/groups, kh, kw); LeNet-5's partly connected C3 gives its full
+    (K, C, kh, kw) kernel, zero off its connection table. None for a layer that is no convolution."""
     if hasattr(module, "dense_weight"):
         return np.asarray(module.dense_weight(), dtype=np.float32)
     weight = getattr(getattr(module, "weight", None), "data", None)
-    if weight is not None and np.ndim(weight) == 4 and getattr(module, "groups", 1) == 1 \
-            and type(module).__name__ in ("Conv2d", "PartialConv2d"):
+    if weight is not None and np.ndim(weight) == 4 and type(module).__name__ == "Conv2d":
         return np.asarray(weight, dtype=np.float32)
     return None
+
+
+def _read_channels(module, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The input channels output map k reads, and its kernel slices for them (len(channels), kh, kw).
+
+    All channels for an ordinary convolution; its group's C/g channels with groups; the
+    channels of its connection table for a partly connected layer.
+    """
+    weight = conv_weight(module)
+    if hasattr(module, "connections"):                      # rows: input maps, columns: output maps
+        channels = np.flatnonzero(np.asarray(module.connections)[:, k])
+        return channels, weight[k, channels]
+    groups = int(getattr(module, "groups", 1))
+    K, Cg = weight.shape[:2]
+    first = (k // (K // groups)) * Cg                       # the first channel of k's group
+    return np.arange(first, first + Cg), weight[k]
 
 
 def is_conv(module) -> bool:
@@ -168,9 +184,11 @@ def _pads(padding, kernel, dilation) -> tuple[int, int, int, int]:
 
 
 def _where(module) -> dict:
-    """A conv or pooling layer's window geometry: kernel, stride, padding, dilation."""
+    """A conv or pooling layer's window geometry: kernel, stride, padding, dilation.
+
+    A layer without a stride attribute steps by 1 (a convolution) or by its window (a pool)."""
     kernel = _pair(module.kernel_size)
-    stride = _pair(getattr(module, "stride", None) or kernel)
+    stride = _pair(getattr(module, "stride", None) or (kernel if is_pool(module) else 1))
     dilation = _pair(getattr(module, "dilation", 1))
     return {"kernel": kernel, "stride": stride, "dilation": dilation,
             "pads": _pads(getattr(module, "padding", 0), kernel, dilation)}
@@ -204,19 +222,21 @@ def conv_unit(traces: list[LayerTrace], i: int, channel: int, y: int, x: int) ->
 
         value = bias[k] + Σ_{c, i, j} window[c, i, j] · kernel[k, c, i, j]
 
-    with the window read from the input the layer received (zeros on the padding), then the
+    over the input channels c that map k reads (``channels``: all of them, its group's, or
+    those of a connection table), with the window read from the input the layer received
+    (zeros on the padding), then the
     activation the next layer saw. ``sum`` is computed in float64 from the float32 products
     shown; ``value`` is what the forward pass returned (they agree to float32 round-off).
     """
     t = traces[i]
     _check_unit(t, channel, y, x)
-    weight = conv_weight(t.module)[channel]                               # (C, kh, kw)
+    channels, weight = _read_channels(t.module, channel)                    # the C' channels it reads
     where = _where(t.module)
     windows, padded = [], None
-    for plane in t.input:                                                   # (H, W) per input channel
+    for plane in t.input[channels]:                                         # (H, W) per channel read
         values, padded, rows, cols = _window(plane, y, x, where, 0.0)
         windows.append(values)
-    window = np.stack(windows)                                              # (C, kh, kw)
+    window = np.stack(windows)                                              # (C', kh, kw)
     products = window * weight                                              # float32, as the op multiplies
     total = float(products.astype(np.float64).sum())
     bias_param = getattr(t.module, "bias", None)
@@ -228,7 +248,7 @@ def conv_unit(traces: list[LayerTrace], i: int, channel: int, y: int, x: int) ->
         "layer": t.name, "type": type(t.module).__name__, "kind": "conv", "channel": channel, "y": y, "x": x,
         "kernel_size": list(where["kernel"]), "stride": list(where["stride"]),
         "padding": list(where["pads"]), "dilation": list(where["dilation"]),
-        "input_shape": list(t.input.shape), "input": rounded(t.input),
+        "input_shape": list(t.input.shape), "channels": channels.tolist(), "input": rounded(t.input[channels]),
         "rows": rows.tolist(), "cols": cols.tolist(), "padded": padded.tolist(),
         "window": rounded(window), "kernel": rounded(weight), "products": rounded(products),
         "channel_sums": rounded(products.astype(np.float64).sum(axis=(1, 2))),

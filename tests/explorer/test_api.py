@@ -6,7 +6,9 @@ import pytest
 
 import striate as st
 from striate import functional as F
+from striate import nn
 from striate.explorer import compute, create_app
+from striate.models.lenet import C3_CONNECTIONS, PartialConv2d
 
 from .conftest import drawn_one, png_bytes
 
@@ -80,7 +82,6 @@ def test_a_pooling_unit_shows_the_five_poolings_of_its_window(client, one):
 
 def test_the_textbook_conv_agrees_with_a_unit_on_a_padded_strided_layer():
     """Padding and stride: a window hanging over the border reads zeros, and still adds up."""
-    from striate import nn
     rng = np.random.default_rng(1)
     conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, rng=rng)
     x = rng.standard_normal((1, 2, 7, 8)).astype(np.float32)
@@ -209,3 +210,27 @@ def test_a_test_image_goes_in_as_it_is(client, trained_run):
 def test_each_filter_is_shown_on_the_scale_that_suits_it(name, mode):
     kernel = None if name in st.filters.MAGNITUDES else st.filters.get_kernel(name)
     assert compute.display_mode(kernel) == mode
+
+
+def grouped(rng):
+    return nn.Conv2d(4, 6, 3, groups=2, rng=rng)                 # maps 3-5 read channels 2-3
+
+
+def partly_connected(rng):
+    return PartialConv2d(C3_CONNECTIONS, 5, rng=rng)             # LeNet-5's C3: map 6 reads 0-3
+
+
+def strided_dilated(rng):
+    return nn.Conv2d(6, 2, 5, stride=3, padding=2, dilation=2, rng=rng)
+
+
+@pytest.mark.parametrize("make, channels, channel, reads", [
+    (grouped, 4, 4, [2, 3]), (partly_connected, 6, 6, [0, 1, 2, 3]), (strided_dilated, 6, 1, [0, 1, 2, 3, 4, 5])])
+def test_a_unit_of_a_grouped_or_partly_connected_conv_adds_up(make, channels, channel, reads):
+    """A map reads its group's channels, or those of its connection table: only those are shown."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, channels, 14, 14)).astype(np.float32)
+    traces, out = compute.trace(make(rng), x)
+    u = compute.conv_unit(traces, 0, channel, 1, 2)
+    assert u["channels"] == reads and np.asarray(u["window"]).shape[0] == len(reads)
+    assert u["sum"] + u["bias"] == pytest.approx(float(out[0, channel, 1, 2]), abs=1e-5)

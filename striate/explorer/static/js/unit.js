@@ -77,19 +77,26 @@ function geometry(u) {
     `${u.input_shape.join("×")} input (rows y·${sh} − ${t} + i, columns x·${sw} − ${l} + j).`;
 }
 
+const SHOWN = 16;          // input channels whose products are laid out; the sum covers them all
+
 function convTerms(u) {
   const wrap = el("div", "terms");
   const ws = span(u.window), ks = span(u.kernel), ps = span(u.products);
-  u.window.forEach((win, c) => {
+  if (u.window.length > SHOWN) {
+    wrap.append(el("p", "muted", `The first ${SHOWN} of the ${u.window.length} input channels this map reads; ` +
+      `the sum below covers all of them.`));
+  }
+  u.window.slice(0, SHOWN).forEach((win, c) => {
     const row = el("div", "term");
-    row.append(el("div", "term-label", u.window.length > 1 ? `input channel ${c}` : "input"));
+    const ch = u.channels[c];
+    row.append(el("div", "term-label", u.input_shape[0] > 1 ? `input channel ${ch}` : "input"));
     const eq = el("div", "term-eq");
     eq.append(
-      figure(matrix(win, ws, { padded: u.padded, label: `window, channel ${c}` }), "window"),
+      figure(matrix(win, ws, { padded: u.padded, label: `window, channel ${ch}` }), "window"),
       el("span", "op", "×"),
-      figure(matrix(u.kernel[c], ks, { label: `kernel, channel ${c}` }), `kernel [${u.channel}, ${c}]`),
+      figure(matrix(u.kernel[c], ks, { label: `kernel, channel ${ch}` }), `kernel [${u.channel}, ${ch}]`),
       el("span", "op", "="),
-      figure(matrix(u.products[c], ps, { label: `products, channel ${c}` }), "products"),
+      figure(matrix(u.products[c], ps, { label: `products, channel ${ch}` }), "products"),
       el("span", "op", "→"),
       el("span", "channel-sum", `Σ ${fmt(u.channel_sums[c], 4)}`));
     row.append(eq);
@@ -174,11 +181,12 @@ export async function showUnit(body, blob, asIs, sel, fromForward) {
   const head = el("div", "unit-head");
   head.append(el("h3", "", `${u.layer} · channel ${u.channel} · unit (${u.y}, ${u.x})`), el("p", "muted", geometry(u)));
   const inputs = el("div", "unit-inputs");
-  const planes = u.kind === "conv" ? u.input : [u.input];
+  const planes = (u.kind === "conv" ? u.input : [u.input]).slice(0, SHOWN);
+  const names = u.kind === "conv" ? u.channels : [u.channel];
   const scale = span(planes);
   const target = planes.length > 1 ? 140 : 224;            // px: several channels get smaller pictures
   planes.forEach((plane, c) => inputs.append(figure(inputPicture(plane, u, scale, target),
-    u.kind === "conv" ? (planes.length > 1 ? `input channel ${c}` : "input") : `input channel ${u.channel}`)));
+    u.input_shape[0] > 1 ? `input channel ${names[c]}` : "input")));
   const legend = el("p", "legend muted", "Yellow: the taps of this window; solid frame: this window; dashed: the next one, " +
     "one stride on; grey checks: padding (zeros" + (u.kind === "pool" ? ", never chosen by max or min)" : ")"));
   const parts = [head, inputs, legend];
