@@ -19,6 +19,10 @@ const el = (tag, cls, text) => {
 // Screen pixels per value: small maps get bigger cells, so every map is about 64-84 px wide.
 const zoom = (h) => Math.max(2, Math.ceil(64 / h));
 
+// A layer drawn as maps (C, H, W), or as one strip of numbers: (F,), and (C, 1, 1) too.
+const isMaps = (shape) => shape.length === 3 && shape[1] * shape[2] > 1;
+const flat = (values) => (Array.isArray(values) ? values.flat(Infinity) : [values]);
+
 export class Overview {
   constructor(container, probs, model, onUnit) {
     this.container = container;
@@ -60,7 +64,7 @@ export class Overview {
     row.append(this.heading(layer.name, layer.type, shape, layer));
     const maps = el("div", "maps");
     const canvases = [];
-    if (layer.output_shape.length === 3) {
+    if (isMaps(layer.output_shape)) {
       const [C, H] = layer.output_shape;
       const clickable = CLICKABLE.has(layer.type);
       for (let c = 0; c < C; c++) {
@@ -77,7 +81,7 @@ export class Overview {
       }
     } else {
       const canvas = el("canvas", "map vector");
-      const n = layer.output_shape[0];
+      const n = layer.output_shape.reduce((a, b) => a * b, 1);
       const cols = Math.min(n, VECTOR_COLUMNS);
       canvas.style.width = `${cols * 9}px`;
       canvas.style.height = `${Math.ceil(n / cols) * 9}px`;
@@ -101,15 +105,15 @@ export class Overview {
   hover(layer, c, canvas, e) {
     if (!this.last) return null;
     const values = this.last.layers.find((l) => l.name === layer.name).values;
-    if (layer.output_shape.length === 3) {
+    if (isMaps(layer.output_shape)) {
       const [, H, W] = layer.output_shape;
       const [y, x] = this.unitAt(canvas, e, H, W);
       return `${layer.name}[${c}, ${y}, ${x}] = ${fmt(values[c][y][x])}`;
     }
-    const n = layer.output_shape[0], cols = Math.min(n, VECTOR_COLUMNS);
+    const strip = flat(values), n = strip.length, cols = Math.min(n, VECTOR_COLUMNS);
     const [y, x] = this.unitAt(canvas, e, Math.ceil(n / cols), cols);
     const i = y * cols + x;
-    return i < n ? `${layer.name}[${i}] = ${fmt(values[i])}` : null;
+    return i < n ? `${layer.name}[${i}] = ${fmt(strip[i])}` : null;
   }
 
   click(layer, c, canvas, e) {
@@ -140,12 +144,12 @@ export class Overview {
     for (const { layer, canvases } of this.rows) {
       const out = result.layers.find((l) => l.name === layer.name);
       const scale = span(out.values);
-      if (layer.output_shape.length === 3) {
+      if (isMaps(layer.output_shape)) {
         out.values.forEach((plane, c) => drawMap(canvases[c], plane, scale));
       } else {
-        const n = out.values.length, cols = Math.min(n, VECTOR_COLUMNS);
+        const strip = flat(out.values), n = strip.length, cols = Math.min(n, VECTOR_COLUMNS);
         const grid = [];
-        for (let i = 0; i < n; i += cols) grid.push(out.values.slice(i, i + cols));
+        for (let i = 0; i < n; i += cols) grid.push(strip.slice(i, i + cols));
         while (grid[grid.length - 1].length < cols) grid[grid.length - 1].push(0);
         drawMap(canvases[0], grid, scale);
       }

@@ -169,6 +169,9 @@ export class RunView {
     if (epochs.length === this.epochs) return;
     this.epochs = epochs.length;                 // new weights: the matrix and the kernels change
     const confusion = this.root.querySelector("#confusion");
+    if (!confusion.querySelector("svg")) {
+      confusion.replaceChildren(el("p", "empty", "Classifying the test images with these weights…"));
+    }
     try {
       const c = await getJSON("/api/confusion");
       confusion.replaceChildren(confusionMatrix(c, info.classes, (t, p, n) => this.examples(c, info.classes, t, p, n)));
