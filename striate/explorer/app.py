@@ -55,7 +55,7 @@ RUN_PICTURES = ("curves.png", "confusion.png")
 
 
 class TooLarge(Exception):
-    pass
+    """A body over MAX_BODY bytes: answered with 413."""
 
 
 # ---------------------------------------------------------------------------
@@ -66,7 +66,7 @@ async def read_image_bytes(request: Request) -> bytes:
     """The request's body, at most MAX_BODY bytes: refused from the header, or while streaming."""
     length = request.headers.get("content-length")
     if length is not None:
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):
             raise compute.Refused(f"Content-Length must be a number of bytes, got {length!r}")
         if int(length) > MAX_BODY:
             raise TooLarge(f"the body is {int(length):,} bytes; at most {MAX_BODY:,} are accepted")

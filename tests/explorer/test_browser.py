@@ -284,3 +284,12 @@ def test_a_run_still_training_updates_live(open_page, training):
     expect(status).to_contain_text("finished", timeout=WAIT_MS)
     expect(page.locator(".run-summary")).to_contain_text("· 2 epochs · test accuracy")
     expect(page.locator(".chart .dot.test")).to_have_count(4)
+
+
+def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required in CI"):
+        _missing("Chromium was not found")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="install Debian's chromium"):
+        _missing("Chromium was not found")
