@@ -225,9 +225,28 @@ def test_filters_on_a_sample_picture(open_page, served):
     expect(page.locator(".filter img")).to_have_count(20)               # the picture and 19 filters
 
 
-def test_the_page_fits_a_phone(open_page, served, tmp_path):
+def swipe(page, points):
+    """Draw with a finger: touch events through the browser's own input pipeline (which makes
+    them pointer events, as on a phone), through ``points`` (fractions of the pad)."""
+    box = page.get_by_label("drawing pad: draw a digit here").bounding_box()
+    at = [{"x": box["x"] + fx * box["width"], "y": box["y"] + fy * box["height"]} for fx, fy in points]
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [at[0]]})
+    for a, b in zip(at, at[1:]):
+        for t in np.linspace(0, 1, 10)[1:]:
+            point = {"x": a["x"] + t * (b["x"] - a["x"]), "y": a["y"] + t * (b["y"] - a["y"])}
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def test_the_page_fits_a_phone_and_a_finger_draws(open_page, served, tmp_path):
     page = open_page(served.url, PHONE, has_touch=True, is_mobile=True)
     ready(page)
+    page.get_by_role("button", name="Clear").click()
+    swipe(page, [(0.48, 0.15), (0.5, 0.5), (0.52, 0.85)])
+    expect(page.get_by_test_id("predicted")).to_have_text("1", timeout=WAIT_MS)
+    page.screenshot(path=tmp_path / "phone-drawn.png")
     page.get_by_label("c1 channel 0").click(position={"x": 20, "y": 20})
     expect(page.get_by_test_id("unit-value")).to_be_visible(timeout=WAIT_MS)
     expect(page.get_by_role("img", name="confusion matrix")).to_be_visible(timeout=WAIT_MS)
