@@ -102,7 +102,8 @@ async function startOverview(model) {
   $("#upload").addEventListener("change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
-    page.pad.show(await createImageBitmap(file).catch(() => null) ?? { width: 1, height: 1 });
+    const picture = await createImageBitmap(file).catch(() => null);     // null: the server will say why
+    if (picture) page.pad.show(picture); else page.pad.clear();
     await forward(file);
   });
   $("#more-tests").addEventListener("click", () => { page.testSeed += 1; testImages(); });
