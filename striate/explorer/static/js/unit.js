@@ -188,7 +188,8 @@ export async function showUnit(body, blob, asIs, sel, fromForward) {
   planes.forEach((plane, c) => inputs.append(figure(inputPicture(plane, u, scale, target),
     u.input_shape[0] > 1 ? `input channel ${names[c]}` : "input")));
   const legend = el("p", "legend muted", "Yellow: the taps of this window; solid frame: this window; dashed: the next one, " +
-    "one stride on; grey checks: padding (zeros" + (u.kind === "pool" ? ", never chosen by max or min)" : ")"));
+    "one stride on; grey checks: padding (" + (u.kind === "pool" ? "never chosen by max or min; zeros for " +
+    "average, sum and L2)" : "zeros)"));
   const parts = [head, inputs, legend];
   if (u.kind === "conv") parts.push(convTerms(u), convTotal(u), check(u, fromForward));
   else parts.push(poolTerms(u), poolTotal(u), check(u, fromForward));
