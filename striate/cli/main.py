@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import experiment, export, neocognitron, runs, see
+from . import experiment, export, neocognitron, runs, see, serve
 from .common import RAW, CLIError, Parser
 
 __all__ = ["main", "build_parser"]
@@ -37,7 +37,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"striate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for family in (runs, see, neocognitron, experiment, export):
+    for family in (runs, see, neocognitron, experiment, export, serve):
         family.add_commands(sub)
     return parser
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["ImageError", "load_image", "to_grayscale", "mnist_style", "MAX_PIXELS", "FORMATS"]
+__all__ = ["ImageError", "load_image", "decode_image", "to_grayscale", "mnist_style", "MAX_PIXELS", "FORMATS"]
 
 MAX_PIXELS = 64_000_000   # larger images are refused before they are decoded
 # The formats load_image opens: common raster formats whose decoders are built into
@@ -50,8 +50,6 @@ def load_image(path: str | os.PathLike, mode: str = "L") -> np.ndarray:
     visible); a camera's EXIF orientation is applied. Raises ImageError, with the
     file name, for a missing, empty, huge, unreadable or damaged file.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     if mode not in ("L", "RGB"):
         raise ValueError(f"load_image: mode must be 'L' or 'RGB', got {mode!r}")
     path = Path(path)
@@ -61,38 +59,63 @@ def load_image(path: str | os.PathLike, mode: str = "L") -> np.ndarray:
         raise ImageError(f"{path}: no such image file")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: the file is empty (expected a PNG, JPEG or other image)")
+    return _read(path, mode, str(path), MAX_PIXELS)
+
+
+def decode_image(data: bytes, mode: str = "L", name: str = "the image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An image file's bytes (already in memory) as float32 in [0, 1], read as :func:`load_image` reads a file.
+
+    ``name`` stands for the file in error messages; ``max_pixels`` (at most
+    ``MAX_PIXELS``) refuses larger images from their header, before any pixel is
+    decoded. Raises ImageError for empty, huge, unreadable or damaged data.
+    """
+    import io
+
+    if mode not in ("L", "RGB"):
+        raise ValueError(f"decode_image: mode must be 'L' or 'RGB', got {mode!r}")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"decode_image expects the bytes of an image file, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ImageError(f"{name}: the data is empty (expected a PNG, JPEG or other image)")
+    return _read(io.BytesIO(bytes(data)), mode, name, min(int(max_pixels), MAX_PIXELS))
+
+
+def _read(source, mode: str, label: str, max_pixels: int) -> np.ndarray:
+    """Open ``source`` (a path or a file object) with Pillow, check its size from the header, decode it."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             # Pillow warns about (and above twice its limit refuses) very large images
-            # while opening them: MAX_PIXELS below is the limit that applies here. Its
+            # while opening them: max_pixels below is the limit that applies here. Its
             # other warnings (a damaged EXIF block, a TIFF tag past the end) concern
             # damage that either decodes fine or fails below with a clear error.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", UserWarning)
-            with Image.open(path, formats=FORMATS) as img:
+            with Image.open(source, formats=FORMATS) as img:
                 w, h = img.size
-                if w * h > MAX_PIXELS:
-                    raise ImageError(f"{path}: image is {w}×{h} = {w * h:,} pixels; "
-                                     f"at most {MAX_PIXELS:,} are accepted")
+                if w * h > max_pixels:
+                    raise ImageError(f"{label}: image is {w}×{h} = {w * h:,} pixels; "
+                                     f"at most {max_pixels:,} are accepted")
                 if w == 0 or h == 0:
-                    raise ImageError(f"{path}: image has no pixels ({w}×{h})")
+                    raise ImageError(f"{label}: image has no pixels ({w}×{h})")
                 img.load()
                 img = ImageOps.exif_transpose(img) or img
-                array = _decode(img, mode, path)
+                array = _decode(img, mode, label)
     except ImageError:
         raise
     except PermissionError as exc:
-        raise ImageError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+        raise ImageError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: the image is too large ({exc}); at most {MAX_PIXELS:,} pixels "
+        raise ImageError(f"{label}: the image is too large ({exc}); at most {max_pixels:,} pixels "
                          f"are accepted") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not a readable image (expected PNG, JPEG, BMP, GIF, TIFF, WebP, PPM, "
+        raise ImageError(f"{label}: not a readable image (expected PNG, JPEG, BMP, GIF, TIFF, WebP, PPM, "
                          f"TGA or ICO)") from None
     except MemoryError:
-        raise ImageError(f"{path}: not enough memory to decode this image") from None
+        raise ImageError(f"{label}: not enough memory to decode this image") from None
     except _DECODE_ERRORS as exc:
-        raise ImageError(f"{path}: the image data is damaged or truncated ({exc})") from None
+        raise ImageError(f"{label}: the image data is damaged or truncated ({exc})") from None
     return array
 
 
