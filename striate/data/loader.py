@@ -43,8 +43,8 @@ def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         images, labels = data
     else:
-        raise TypeError(f"DataLoader expects a data set with .images and .labels, one with get_batch(indices) "
-                        f"and len, or a tuple (images, labels); got {type(data).__name__}")
+        raise TypeError(f"DataLoader expects a data set with .images and .labels or a tuple (images, labels), "
+                        f"or one with len and get_batch(indices); got {type(data).__name__}")
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim not in (3, 4):
         raise ValueError(f"DataLoader expects images (N, H, W) or (N, C, H, W), got shape {images.shape}")
