@@ -4,7 +4,9 @@ evaluate, predict, show, st.load_run, export.
 The folders are written here with Pillow: PNG, JPEG, BMP, GIF and WebP files of mixed sizes, grayscale and
 colour, a class name with a space; the class of an image is where its bright band lies.
 """
+import os
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -179,3 +181,36 @@ def test_unusable_folders_are_clear_errors(data, tmp_path, capsys):
     one_line_error(code, err, r"no recipe for image folders")
     code, _, err = cli(capsys, "train", "mlp", "--data-dir", data / "train", "--val-split", "1.5")
     one_line_error(code, err, r"--val-split must be a fraction between 0 and 1, got 1.5")
+
+
+def test_evaluate_other_class_folders_whole(run, data, tmp_path, capsys):
+    other = make_folder(tmp_path / "other", ("zebra", "cat"), per_class=3, seed=5)      # a subset of the classes
+    code, out, _ = cli(capsys, "evaluate", run, "--data-dir", other)
+    assert code == 0 and f"on {other} (6 images)" in out
+    strange = make_folder(tmp_path / "strange", ("cat", "okapi"), per_class=1)
+    code, _, err = cli(capsys, "evaluate", run, "--data-dir", strange)
+    one_line_error(code, err, r"class folder 'okapi' not among the 3 classes the model was trained on")
+
+
+def test_interrupted_and_resumed_gives_the_same_weights(data, tmp_path, monkeypatch, capsys):
+    args = ["train", "lenet5-modern", "--data-dir", data, "--epochs", "2", "--batch-size", "8", "--quiet"]
+    assert cli(capsys, *args, "--out", tmp_path / "whole")[0] == 0
+    calls = []
+    original = ImageFolder.get_batch
+
+    def interrupted(self, indices):
+        calls.append(len(indices))
+        if len(calls) == 10:             # statistics, sample shape, 5 batches, the test set, then epoch 2
+            os.kill(os.getpid(), signal.SIGINT)                 # Ctrl-C: the step finishes, then it saves
+        return original(self, indices)
+
+    monkeypatch.setattr(ImageFolder, "get_batch", interrupted)
+    code, _, err = cli(capsys, *args, "--out", tmp_path / "cut")
+    assert code == 130 and "Continue with: striate train lenet5-modern" in err and "--resume" in err
+    monkeypatch.setattr(ImageFolder, "get_batch", original)
+    code, out, err = cli(capsys, "train", "lenet5-modern", "--data-dir", data, "--out", tmp_path / "cut", "--resume",
+                         "--quiet")
+    assert code == 0, err
+    whole = st.load(tmp_path / "whole" / "model.safetensors")
+    cut = st.load(tmp_path / "cut" / "model.safetensors")
+    assert whole.keys() == cut.keys() and all(np.array_equal(whole[k], cut[k]) for k in whole)

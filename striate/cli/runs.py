@@ -127,9 +127,8 @@ def cmd_train(args) -> int:
     from .. import models
     from .. import random as st_random
     from ..data import DATASETS, DataLoader
-    from ..functional import cross_entropy
     from ..optim import lr_scheduler
-    from ..train import CHECKPOINT, CONFIG, NotEnoughMemory, TrainingInterrupted, fit
+    from ..train import CHECKPOINT, CONFIG
 
     name = model_name(args.model)
     if args.limit is not None and args.limit < 1:
@@ -232,6 +231,16 @@ def cmd_train(args) -> int:
           f"{len(train_loader.labels):,} training and {len(test_loader.labels):,} test images, "
           f"{plural(recipe['epochs'], 'epoch')}, batch {recipe['batch_size']}, {recipe['optimizer']} "
           f"lr {recipe['lr']:g}{', augmented' if recipe['augment'] else ''}; run folder {out}", flush=True)
+    return _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_loader, recipe, out,
+                           config, classes, dataset)
+
+
+def _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_loader, recipe, out, config, classes,
+                    data_name, skipped=None) -> int:
+    """``fit`` with the command line's messages: progress, the test accuracy, what was written, what next."""
+    from ..functional import cross_entropy
+    from ..train import NotEnoughMemory, TrainingInterrupted, fit
+
     t0 = time.perf_counter()
     try:
         result = fit(model, cross_entropy, optimizer, train_loader, test_loader, epochs=recipe["epochs"],
@@ -253,7 +262,9 @@ def cmd_train(args) -> int:
     wall = time.perf_counter() - t0
     test = result["test"]
     print(f"test accuracy: {100 * test['acc']:.2f}% ({int(round(test['acc'] * test['n']))}/{test['n']}) "
-          f"— {name} on {dataset}, {wall:.0f} s")
+          f"— {name} on {data_name}, {wall:.0f} s")
+    if skipped is not None:
+        skipped()
     print(f"wrote {out}/: metrics.json, model.safetensors, curves.png, confusion.png, config.json")
     print(f"next: striate evaluate {out}   |   striate predict {out} IMAGE.png")
     return 0
@@ -264,9 +275,7 @@ def _train_on_folders(args, name: str, recipe: dict, seed: int, limit, out: Path
     from .. import models
     from .. import random as st_random
     from ..data import DataLoader, channel_stats
-    from ..functional import cross_entropy
     from ..optim import lr_scheduler
-    from ..train import NotEnoughMemory, TrainingInterrupted, fit
 
     if name not in IMAGE_MODELS:
         raise CLIError(f"model {name!r} has no recipe for image folders; choose one of {', '.join(IMAGE_MODELS)}")
@@ -315,31 +324,8 @@ def _train_on_folders(args, name: str, recipe: dict, seed: int, limit, out: Path
           f"and std of {n_stats:,} training images; {plural(recipe['epochs'], 'epoch')}, batch "
           f"{recipe['batch_size']}, {recipe['optimizer']} lr {recipe['lr']:g}"
           f"{', augmented' if recipe['augment'] else ''}; run folder {out}", flush=True)
-    t0 = time.perf_counter()
-    try:
-        result = fit(model, cross_entropy, optimizer, train_loader, test_loader, epochs=recipe["epochs"],
-                     scheduler=scheduler, out_dir=out, resume=args.resume,
-                     progress=not args.quiet and sys.stderr.isatty(), class_names=classes, config=config,
-                     checkpoint_seconds=args.checkpoint_every, log=lambda line: print(line, flush=True),
-                     check_memory=not args.no_memory_check)
-    except NotEnoughMemory as exc:
-        advice = f"try --batch-size {exc.fits}" if exc.fits else "this model does not fit even one image at a time"
-        raise CLIError(f"not enough memory: {name} at batch size {exc.batch_size:,} needs about "
-                       f"{format_bytes(exc.needed)}, only {format_bytes(exc.available)} is available; "
-                       f"{advice} (or --no-memory-check to try anyway)") from None
-    except TrainingInterrupted as exc:
-        where_stop = f"after batch {exc.batch} of epoch {exc.epoch}" if exc.batch else f"at the start of epoch {exc.epoch}"
-        print(f"striate: interrupted; checkpoint saved {where_stop} in {exc.checkpoint}. "
-              f"Continue with: striate train {name} --out {out} --data-dir {args.data_dir} --resume", file=sys.stderr)
-        return 130
-    wall = time.perf_counter() - t0
-    test = result["test"]
-    print(f"test accuracy: {100 * test['acc']:.2f}% ({int(round(test['acc'] * test['n']))}/{test['n']}) "
-          f"— {name} on {config['title'].split(' on ', 1)[1]}, {wall:.0f} s")
-    _report_skipped(train_set, test_set)
-    print(f"wrote {out}/: metrics.json, model.safetensors, curves.png, confusion.png, config.json")
-    print(f"next: striate evaluate {out}   |   striate predict {out} IMAGE.png")
-    return 0
+    return _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_loader, recipe, out, config,
+                           classes, config["title"].split(" on ", 1)[1], skipped=lambda: _report_skipped(train_set, test_set))
 
 
 def _report_skipped(*sets) -> None:
@@ -361,10 +347,23 @@ def _evaluate_folders(args, run) -> int:
     if args.dataset:
         raise CLIError(f"{args.path}: the run was trained on class folders of images, not {args.dataset}; "
                        f"leave --dataset out")
-    recorded_split = config.get("val_split") or DEFAULT_VAL_SPLIT
-    _, test_set, where = _folder_sets(data_dir, recorded_split, int(config.get("seed", 0)), tuple(images["size"]),
-                                      int(images["channels"]), images["resize"], args.cache_mb,
-                                      args.skip_bad_images, classes=run.classes, test_only=True)
+    root = Path(data_dir)
+    size, channels, resize = tuple(images["size"]), int(images["channels"]), images["resize"]
+    trained_here = config.get("data_dir") is not None and root.resolve() == Path(config["data_dir"])
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    if (root / "train").is_dir() or (trained_here and config.get("val_split")):
+        # the run's own test images: DIR/test (or val), or the part of DIR/<class> it held out
+        _, test_set, where = _folder_sets(root, config.get("val_split"), int(config.get("seed", 0)), size, channels,
+                                          resize, args.cache_mb, args.skip_bad_images, classes=run.classes,
+                                          test_only=True)
+    else:
+        # other images: DIR/test (or val) alone, or all of DIR/<class>
+        from ..data import ImageFolder
+        folder = test_dir or root
+        test_set = ImageFolder(folder, size=size, channels=channels, resize=resize, classes=run.classes,
+                               cache_bytes=int(args.cache_mb * 2 ** 20), skip_bad=args.skip_bad_images,
+                               on_skip=_warn_skipped)
+        where = str(folder)
     loader = DataLoader(test_set, batch_size=256, seed=0, transform=run.transform)
     result = evaluate(run.model, loader, num_classes=len(run.classes), progress=sys.stderr.isatty())
     print(f"{config['model']['name']} on {where} ({result['n']:,} images): "
