@@ -454,15 +454,14 @@ def channel_stats(dataset, max_images: int = 2000, seed: int = 0) -> tuple[list[
     n = len(dataset)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
     pick = np.sort(rng.permutation(n)[:max_images]) if n > max_images else np.arange(n)
-    total = total_sq = 0.0
-    count = 0
+    sums, squares, count = [], [], 0
     for lo in range(0, len(pick), 256):
         x, _ = dataset.get_batch(pick[lo:lo + 256])
         x = x.astype(np.float64) / 255.0                              # (B, C, H, W)
-        total = total + x.sum(axis=(0, 2, 3))
-        total_sq = total_sq + (x * x).sum(axis=(0, 2, 3))
+        sums.append(x.sum(axis=(0, 2, 3)))
+        squares.append((x * x).sum(axis=(0, 2, 3)))
         count += x.shape[0] * x.shape[2] * x.shape[3]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+    mean = np.sum(sums, axis=0) / count                                # (C,)
+    std = np.sqrt(np.maximum(np.sum(squares, axis=0) / count - mean * mean, 0.0))
     std = np.where(std < 1e-3, 1.0, std)                              # a constant channel is left unscaled
     return [float(m) for m in mean], [float(s) for s in std]

@@ -146,10 +146,12 @@ class DataLoader:
             images, y = self._get_batch(np.arange(lo, hi) if order is None else order[lo:hi])
             x = to_float(images)                                # (B, C, H, W) float32
         else:
-            x = to_float(self.images[index])                    # (B, C, H, W) float32
-            if np.may_share_memory(x, self.images):             # float data, sliced: never hand out a view
+            array, labels = self.images, self.labels
+            assert array is not None and labels is not None     # arrays: set together in __init__
+            x = to_float(array[index])                          # (B, C, H, W) float32
+            if np.may_share_memory(x, array):                   # float data, sliced: never hand out a view
                 x = x.copy()
-            y = self.labels[index]
+            y = labels[index]
             y = y.copy() if order is None else y
         if self.transform is not None:
             x = np.asarray(self.transform(x, self.batch_rng(epoch, batch)))
@@ -177,7 +179,11 @@ class DataLoader:
 
         Found by preparing the first image alone, so it costs one image, not one batch.
         """
-        first = self._get_batch(np.zeros(1, np.int64))[0] if self.dataset is not None else self.images[:1]
+        if self.dataset is not None:
+            first = self._get_batch(np.zeros(1, np.int64))[0]
+        else:
+            assert self.images is not None
+            first = self.images[:1]
         x = to_float(first)                                     # (1, C, H, W)
         if self.transform is not None:
             x = np.asarray(self.transform(x.copy(), self.batch_rng(0, 0)))
