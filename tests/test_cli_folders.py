@@ -14,7 +14,7 @@ from PIL import Image
 
 import striate as st
 from striate.cli import main
-from striate.data import ImageFolder
+from striate.data import ImageFolder, prepare_image
 
 from tests.data.test_folders import make_folder
 
@@ -125,12 +125,15 @@ def test_one_set_of_class_folders_split_by_val_split(tmp_path, capsys):
     root = make_folder(tmp_path / "all", CLASSES, per_class=8, colour=False)
     out = tmp_path / "run"
     code, text, _ = cli(capsys, "train", "mlp", "--data-dir", root, "--val-split", "0.25", "--epochs", "1",
-                        "--out", out, "--quiet", "--seed", "3")
+                        "--out", out, "--quiet", "--seed", "3", "--resize", "pad")
     assert code == 0, text
-    assert "18 training and 6 test images" in text and "grayscale 28×28" in text
+    assert "18 training and 6 test images" in text and "grayscale 28×28 (pad, bilinear)" in text
     config = st.train.read_json(out / "config.json")
-    assert config["val_split"] == 0.25 and config["images"]["channels"] == 1
-    assert st.load_run(out).model.input_shape == (1, 28, 28)
+    assert config["val_split"] == 0.25 and config["images"]["channels"] == 1 and config["images"]["resize"] == "pad"
+    loaded = st.load_run(out)
+    assert loaded.model.input_shape == (1, 28, 28)
+    path = ImageFolder(root).samples[0][0]
+    assert np.array_equal(loaded.load_images([path])[0, ..., 0], prepare_image(path, 28, 1, "pad")[0])
     code, text, _ = cli(capsys, "evaluate", out)                 # the same 6 images held out
     assert code == 0 and "(6 images)" in text and "0.25 of each class, stratified, seed 3" in text
 
@@ -181,6 +184,8 @@ def test_unusable_folders_are_clear_errors(data, tmp_path, capsys):
     one_line_error(code, err, r"no recipe for image folders")
     code, _, err = cli(capsys, "train", "mlp", "--data-dir", data / "train", "--val-split", "1.5")
     one_line_error(code, err, r"--val-split must be a fraction between 0 and 1, got 1.5")
+    code, _, err = cli(capsys, "train", "mlp", "--data-dir", data, "--val-split", "0.3")
+    one_line_error(code, err, r"--val-split splits DIR/<class> folders, but .* has its own train/ and test/")
 
 
 def test_evaluate_other_class_folders_whole(run, data, tmp_path, capsys):

@@ -89,6 +89,9 @@ def _folder_sets(data_dir, val_split: float | None, seed: int, size, channels, r
                    on_skip=_warn_skipped)
     train_dir = root / "train"
     if train_dir.is_dir():
+        if val_split is not None and not test_only:
+            raise CLIError(f"--val-split splits DIR/<class> folders, but {root} has its own train/ and test/ (or "
+                           f"val/) sets; leave --val-split out")
         test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
         if test_dir is None:
             raise CLIError(f"--data-dir {root}: has train/ but neither test/ nor val/ beside it; add one, or put the "
@@ -285,15 +288,12 @@ def _train_on_folders(args, name: str, recipe: dict, seed: int, limit, out: Path
     recorded = saved.get("images") or {}
     size = tuple(recorded["size"]) if recorded else tuple(models.get(name).input_shape[-2:])
     resize = recorded.get("resize") or args.resize
-    val_split = saved.get("val_split") if saved else (args.val_split if args.val_split is not None
-                                                      else DEFAULT_VAL_SPLIT)
+    val_split = saved.get("val_split") if saved else args.val_split
+    if val_split is None and not (Path(args.data_dir) / "train").is_dir():
+        val_split = DEFAULT_VAL_SPLIT
     train_set, test_set, where = _folder_sets(args.data_dir, val_split, seed, size, recorded.get("channels"), resize,
                                               args.cache_mb, args.skip_bad_images)
     classes, channels = list(train_set.classes), train_set.channels
-    if not (Path(args.data_dir) / "train").is_dir():
-        where_split = val_split
-    else:
-        where_split = None
     if limit:
         train_set = _limited(train_set, limit, seed)
         test_set = _limited(test_set, max(limit // 6, 100), seed)
@@ -313,7 +313,7 @@ def _train_on_folders(args, name: str, recipe: dict, seed: int, limit, out: Path
         if recipe.get("schedule") == "cosine" else None
     described = train_set.describe()
     config = {"model": model.config, "dataset": FOLDERS, "data_dir": str(Path(args.data_dir).resolve()),
-              "val_split": where_split, "classes": classes, "images": described, "seed": seed, "limit": limit,
+              "val_split": val_split, "classes": classes, "images": described, "seed": seed, "limit": limit,
               "recipe": recipe, "preprocess": image_preprocess_config(mean, std, False, n_stats),
               "title": f"{name} on {Path(args.data_dir).resolve().name}"}
     H, W = size
