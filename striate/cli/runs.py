@@ -311,11 +311,11 @@ def _train_on_folders(args, name: str, recipe: dict, seed: int, limit, out: Path
                                recipe["weight_decay"])
     scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe["epochs"]) \
         if recipe.get("schedule") == "cosine" else None
-    described = train_set.describe()
+    described, data_name = train_set.describe(), Path(args.data_dir).resolve().name
     config = {"model": model.config, "dataset": FOLDERS, "data_dir": str(Path(args.data_dir).resolve()),
               "val_split": val_split, "classes": classes, "images": described, "seed": seed, "limit": limit,
               "recipe": recipe, "preprocess": image_preprocess_config(mean, std, False, n_stats),
-              "title": f"{name} on {Path(args.data_dir).resolve().name}"}
+              "title": f"{name} on {data_name}"}
     H, W = size
     verb = "resuming" if args.resume else "training"
     print(f"{note}{verb} {name} ({model.num_parameters():,} parameters) on {len(classes)} classes of images from "
@@ -325,7 +325,7 @@ def _train_on_folders(args, name: str, recipe: dict, seed: int, limit, out: Path
           f"{recipe['batch_size']}, {recipe['optimizer']} lr {recipe['lr']:g}"
           f"{', augmented' if recipe['augment'] else ''}; run folder {out}", flush=True)
     return _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_loader, recipe, out, config,
-                           classes, config["title"].split(" on ", 1)[1], skipped=lambda: _report_skipped(train_set, test_set))
+                           classes, data_name, skipped=lambda: _report_skipped(train_set, test_set))
 
 
 def _report_skipped(*sets) -> None:
