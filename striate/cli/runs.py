@@ -3,6 +3,7 @@
     striate train lenet5                      train with the model's own recipe
     striate evaluate runs/lenet5-mnist        test accuracy, per class
     striate predict runs/lenet5-mnist my7.png what digit is this?
+    striate train lenet5-modern --data-dir pets   your own images: pets/train/<class>/, pets/test/<class>/
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import numpy as np
 
 # The recipes, the optimizer, the data's preparation and the run folder are the training
 # package's (striate.train); the command line adds its options and messages.
-from ..train import (DATASET_NAMES, DEFAULT_DATASET, FALLBACK_RECIPE, RECIPES, check_recipe, format_bytes,
-                     free_run_dir, load_run, make_optimizer, preprocess, preprocess_config, read_json, recipe_for,
+from ..train import (DATASET_NAMES, DEFAULT_DATASET, FALLBACK_RECIPE, IMAGE_MODELS, RECIPES, check_recipe,
+                     format_bytes, free_run_dir, image_preprocess, image_preprocess_config, load_run,
+                     make_optimizer, model_for_images, preprocess, preprocess_config, read_json, recipe_for,
                      run_state)
 from .common import RAW, CLIError, model_name, plural
 
@@ -24,6 +26,10 @@ __all__ = ["add_commands", "cmd_train", "cmd_evaluate", "cmd_predict"]
 # the recipe's keys that a command-line option can set, with the option's spelling
 _OPTIONS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
             "momentum": "--momentum", "weight_decay": "--weight-decay", "augment": "--augment"}
+# the "dataset" of a run trained on class folders (its config also records "data_dir" and "images")
+FOLDERS = "folders"
+DEFAULT_VAL_SPLIT = 0.2
+STATS_IMAGES = 2000          # the normalisation's mean and std come from up to this many training images
 
 
 # ---------------------------------------------------------------------------
@@ -54,6 +60,68 @@ def _load_dataset(name: str, train: bool, data_dir: str | None):
     return dataset
 
 
+def _holds_class_folders(data_dir: str) -> bool:
+    """Whether --data-dir names class folders (DIR/train/<class>/..., or DIR/<class>/...) rather than IDX files."""
+    from ..data import DATASETS
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        return False
+    for place in [folder] + [folder / name for name in DATASETS]:
+        if place.is_dir() and any(place.glob("*-ubyte*")):
+            return False
+    return any(e.is_dir() and not e.name.startswith(".") for e in folder.iterdir())
+
+
+def _warn_skipped(message: str) -> None:
+    print(f"striate: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _folder_sets(data_dir, val_split: float | None, seed: int, size, channels, resize: str, cache_mb: float,
+                 skip_bad: bool, classes=None, test_only: bool = False):
+    """(training set or None, test set, a sentence saying where each comes from) for class folders in ``data_dir``.
+
+    ``DIR/train`` with ``DIR/test`` (or ``DIR/val``); else ``DIR/<class>`` split by ``val_split``,
+    stratified, with ``seed``. ``classes`` (a run's) names the labels of a test set alone.
+    """
+    from ..data import ImageFolder, split_indices
+    root = Path(data_dir)
+    options = dict(size=size, resize=resize, cache_bytes=int(cache_mb * 2 ** 20), skip_bad=skip_bad,
+                   on_skip=_warn_skipped)
+    train_dir = root / "train"
+    if train_dir.is_dir():
+        if val_split is not None and not test_only:
+            raise CLIError(f"--val-split splits DIR/<class> folders, but {root} has its own train/ and test/ (or "
+                           f"val/) sets; leave --val-split out")
+        test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+        if test_dir is None:
+            raise CLIError(f"--data-dir {root}: has train/ but neither test/ nor val/ beside it; add one, or put the "
+                           f"class folders in {root} itself to split them with --val-split")
+        train = None if test_only else ImageFolder(train_dir, channels=channels, classes=classes, **options)
+        if train is not None:
+            channels, classes = train.channels, train.classes
+        test = ImageFolder(test_dir, channels=channels, classes=classes, **options)
+        return train, test, f"{train_dir} and {test_dir}"
+    if not val_split or not 0 < val_split < 1:
+        raise CLIError(f"--val-split must be a fraction between 0 and 1, got {val_split}")
+    whole = ImageFolder(root, channels=channels, classes=classes, **options)
+    train_idx, test_idx = split_indices(whole.labels, val_split, seed)
+    if len(test_idx) == 0:
+        raise CLIError(f"--data-dir {root}: too few images to hold out {val_split:g} of each class for testing")
+    where = (f"{root}, {len(test_idx):,} images held out for testing ({val_split:g} of each class, "
+             f"stratified, seed {seed})")
+    return (None if test_only else whole.subset(train_idx)), whole.subset(test_idx), where
+
+
+def _limited(data, limit: int, seed: int):
+    """The first ``limit`` samples of a seeded permutation (all when there are fewer)."""
+    if limit >= len(data):
+        return data
+    pick = np.sort(np.random.default_rng(seed).permutation(len(data))[:limit])
+    if hasattr(data, "subset"):
+        return data.subset(pick)
+    return data.folder.subset(data.indices[pick])
+
+
 # ---------------------------------------------------------------------------
 # commands
 
@@ -62,9 +130,8 @@ def cmd_train(args) -> int:
     from .. import models
     from .. import random as st_random
     from ..data import DATASETS, DataLoader
-    from ..functional import cross_entropy
     from ..optim import lr_scheduler
-    from ..train import CHECKPOINT, CONFIG, NotEnoughMemory, TrainingInterrupted, fit
+    from ..train import CHECKPOINT, CONFIG
 
     name = model_name(args.model)
     if args.limit is not None and args.limit < 1:
@@ -75,8 +142,15 @@ def cmd_train(args) -> int:
         raise CLIError(f"--checkpoint-every must be a number of seconds >= 0, got {args.checkpoint_every}")
     given = {key: getattr(args, key) for key in _OPTIONS if getattr(args, key) is not None}
 
-    default_dataset = args.dataset or DEFAULT_DATASET.get(name, "mnist")
-    out = Path(args.out) if args.out else Path("runs") / f"{name}-{default_dataset}"
+    folders = args.data_dir is not None and _holds_class_folders(args.data_dir)
+    if folders and args.dataset:
+        raise CLIError(f"--dataset names MNIST or Fashion-MNIST, but --data-dir {args.data_dir} holds class folders "
+                       f"of your own images: leave --dataset out")
+    if not folders and args.val_split is not None:
+        raise CLIError("--val-split splits class folders of images; --data-dir names none")
+    default_dataset = FOLDERS if folders else args.dataset or DEFAULT_DATASET.get(name, "mnist")
+    run_name = Path(args.data_dir).resolve().name if folders else default_dataset
+    out = Path(args.out) if args.out else Path("runs") / f"{name}-{run_name}"
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out} is a file, not a run folder; choose another --out")
     if args.resume:
@@ -93,6 +167,9 @@ def cmd_train(args) -> int:
             raise CLIError(f"--resume: {out / CONFIG} lacks the run's recipe, data set or seed")
         recipe = dict(saved["recipe"])
         dataset, seed, limit = saved["dataset"], saved["seed"], saved.get("limit")
+        if dataset == FOLDERS and not folders:
+            raise CLIError(f"--resume: {out} is a run on the class folders in {saved.get('data_dir')}; "
+                           f"pass them again with --data-dir")
         conflicts = [f"{_OPTIONS[k]} {v} (the run has {recipe.get(k)})" for k, v in given.items()
                      if recipe.get(k) != v]
         for option, mine, theirs in (("--dataset", args.dataset, dataset), ("--seed", args.seed, seed),
@@ -107,6 +184,7 @@ def cmd_train(args) -> int:
                            f"start a new one (a new --out, or leave --out out)")
         note = ""
     else:
+        saved = {}
         recipe = recipe_for(name)
         recipe.update(given)
         dataset, seed, limit = default_dataset, args.seed if args.seed is not None else 0, args.limit
@@ -123,6 +201,8 @@ def cmd_train(args) -> int:
             out = chosen
     check_recipe(recipe, _OPTIONS)
 
+    if dataset == FOLDERS:
+        return _train_on_folders(args, name, recipe, seed, limit, out, note, saved)
     st_random.manual_seed(seed)
     model = models.get(name)
     shape = tuple(model.input_shape)
@@ -154,6 +234,16 @@ def cmd_train(args) -> int:
           f"{len(train_loader.labels):,} training and {len(test_loader.labels):,} test images, "
           f"{plural(recipe['epochs'], 'epoch')}, batch {recipe['batch_size']}, {recipe['optimizer']} "
           f"lr {recipe['lr']:g}{', augmented' if recipe['augment'] else ''}; run folder {out}", flush=True)
+    return _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_loader, recipe, out,
+                           config, classes, dataset)
+
+
+def _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_loader, recipe, out, config, classes,
+                    data_name, skipped=None) -> int:
+    """``fit`` with the command line's messages: progress, the test accuracy, what was written, what next."""
+    from ..functional import cross_entropy
+    from ..train import NotEnoughMemory, TrainingInterrupted, fit
+
     t0 = time.perf_counter()
     try:
         result = fit(model, cross_entropy, optimizer, train_loader, test_loader, epochs=recipe["epochs"],
@@ -175,9 +265,113 @@ def cmd_train(args) -> int:
     wall = time.perf_counter() - t0
     test = result["test"]
     print(f"test accuracy: {100 * test['acc']:.2f}% ({int(round(test['acc'] * test['n']))}/{test['n']}) "
-          f"— {name} on {dataset}, {wall:.0f} s")
+          f"— {name} on {data_name}, {wall:.0f} s")
+    if skipped is not None:
+        skipped()
     print(f"wrote {out}/: metrics.json, model.safetensors, curves.png, confusion.png, config.json")
     print(f"next: striate evaluate {out}   |   striate predict {out} IMAGE.png")
+    return 0
+
+
+def _train_on_folders(args, name: str, recipe: dict, seed: int, limit, out: Path, note: str, saved: dict) -> int:
+    """``striate train MODEL --data-dir DIR`` where DIR holds class folders of images."""
+    from .. import models
+    from .. import random as st_random
+    from ..data import DataLoader, channel_stats
+    from ..optim import lr_scheduler
+
+    if name not in IMAGE_MODELS:
+        raise CLIError(f"model {name!r} has no recipe for image folders; choose one of {', '.join(IMAGE_MODELS)}")
+    if saved and args.val_split is not None and args.val_split != saved.get("val_split"):
+        raise CLIError(f"--resume continues {out} with its own settings; --val-split {args.val_split} differs "
+                       f"(the run has {saved.get('val_split')})")
+    recorded = saved.get("images") or {}
+    size = tuple(recorded["size"]) if recorded else tuple(models.get(name).input_shape[-2:])
+    resize = recorded.get("resize") or args.resize
+    val_split = saved.get("val_split") if saved else args.val_split
+    if val_split is None and not (Path(args.data_dir) / "train").is_dir():
+        val_split = DEFAULT_VAL_SPLIT
+    train_set, test_set, where = _folder_sets(args.data_dir, val_split, seed, size, recorded.get("channels"), resize,
+                                              args.cache_mb, args.skip_bad_images)
+    classes, channels = list(train_set.classes), train_set.channels
+    if limit:
+        train_set = _limited(train_set, limit, seed)
+        test_set = _limited(test_set, max(limit // 6, 100), seed)
+    try:
+        st_random.manual_seed(seed)
+        model = model_for_images(name, channels, len(classes), size[0])
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    mean, std = channel_stats(train_set, STATS_IMAGES, seed)
+    n_stats = min(len(train_set), STATS_IMAGES)
+    train_loader = DataLoader(train_set, batch_size=recipe["batch_size"], shuffle=True, seed=seed,
+                              transform=image_preprocess(mean, std, recipe["augment"]))
+    test_loader = DataLoader(test_set, batch_size=256, shuffle=False, seed=seed, transform=image_preprocess(mean, std))
+    optimizer = make_optimizer(recipe["optimizer"], model.parameters(), recipe["lr"], recipe["momentum"],
+                               recipe["weight_decay"])
+    scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe["epochs"]) \
+        if recipe.get("schedule") == "cosine" else None
+    described, data_name = train_set.describe(), Path(args.data_dir).resolve().name
+    config = {"model": model.config, "dataset": FOLDERS, "data_dir": str(Path(args.data_dir).resolve()),
+              "val_split": val_split, "classes": classes, "images": described, "seed": seed, "limit": limit,
+              "recipe": recipe, "preprocess": image_preprocess_config(mean, std, False, n_stats),
+              "title": f"{name} on {data_name}"}
+    H, W = size
+    verb = "resuming" if args.resume else "training"
+    print(f"{note}{verb} {name} ({model.num_parameters():,} parameters) on {len(classes)} classes of images from "
+          f"{where}: {len(train_set):,} training and {len(test_set):,} test images, made "
+          f"{'RGB' if channels == 3 else 'grayscale'} {H}×{W} ({resize}, bilinear), normalised with the mean "
+          f"and std of {n_stats:,} training images; {plural(recipe['epochs'], 'epoch')}, batch "
+          f"{recipe['batch_size']}, {recipe['optimizer']} lr {recipe['lr']:g}"
+          f"{', augmented' if recipe['augment'] else ''}; run folder {out}", flush=True)
+    return _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_loader, recipe, out, config,
+                           classes, data_name, skipped=lambda: _report_skipped(train_set, test_set))
+
+
+def _report_skipped(*sets) -> None:
+    folders = {id(f): f for f in (getattr(s, "folder", s) for s in sets)}.values()
+    skipped = sum(len(f.skipped) for f in folders)
+    if skipped:
+        print(f"skipped {plural(skipped, 'unreadable image')} (named in the warnings above)")
+
+
+def _evaluate_folders(args, run) -> int:
+    from ..data import DataLoader
+    from ..train import evaluate
+
+    config, images = run.config, run.images
+    data_dir = args.data_dir or config.get("data_dir")
+    if not data_dir or not Path(data_dir).is_dir():
+        raise CLIError(f"{args.path}: trained on class folders in {data_dir}, which are not there; "
+                       f"pass --data-dir DIR (DIR/test/<class>/..., or the class folders themselves)")
+    if args.dataset:
+        raise CLIError(f"{args.path}: the run was trained on class folders of images, not {args.dataset}; "
+                       f"leave --dataset out")
+    root = Path(data_dir)
+    size, channels, resize = tuple(images["size"]), int(images["channels"]), images["resize"]
+    trained_here = config.get("data_dir") is not None and root.resolve() == Path(config["data_dir"])
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    if (root / "train").is_dir() or (trained_here and config.get("val_split")):
+        # the run's own test images: DIR/test (or val), or the part of DIR/<class> it held out
+        _, test_set, where = _folder_sets(root, config.get("val_split"), int(config.get("seed", 0)), size, channels,
+                                          resize, args.cache_mb, args.skip_bad_images, classes=run.classes,
+                                          test_only=True)
+    else:
+        # other images: DIR/test (or val) alone, or all of DIR/<class>
+        from ..data import ImageFolder
+        folder = test_dir or root
+        test_set = ImageFolder(folder, size=size, channels=channels, resize=resize, classes=run.classes,
+                               cache_bytes=int(args.cache_mb * 2 ** 20), skip_bad=args.skip_bad_images,
+                               on_skip=_warn_skipped)
+        where = str(folder)
+    loader = DataLoader(test_set, batch_size=256, seed=0, transform=run.transform)
+    result = evaluate(run.model, loader, num_classes=len(run.classes), progress=sys.stderr.isatty())
+    print(f"{config['model']['name']} on {where} ({result['n']:,} images): "
+          f"accuracy {100 * result['acc']:.2f}%, loss {result['loss']:.4f}")
+    width = max(len(c) for c in run.classes)
+    for name, acc, row in zip(run.classes, result["per_class_acc"], result["confusion"]):
+        print(f"  {name:>{width}}  {100 * acc:6.2f}%  ({row.sum()} images)")
+    _report_skipped(test_set)
     return 0
 
 
@@ -186,6 +380,8 @@ def cmd_evaluate(args) -> int:
     from ..train import evaluate
 
     run = load_run(args.path)
+    if run.images is not None:
+        return _evaluate_folders(args, run)
     model, config = run.model, run.config
     dataset = args.dataset or config.get("dataset", "mnist")
     if dataset not in DATASETS:
@@ -220,6 +416,15 @@ def cmd_predict(args) -> int:
     run = load_run(args.path)
     classes = run.classes
     for path in args.images:
+        if run.images is not None:                        # prepared as the run's training images were
+            x = run.load_images([path])                    # (1, H, W, C) uint8
+            probs = run.predict(x)[0]
+            top = np.argsort(-probs, kind="stable")[:args.top]
+            best = ", ".join(f"{classes[k]} {100 * probs[k]:.1f}%" for k in top)
+            print(f"{path}: {classes[top[0]]}   ({best})")
+            if args.show and x.shape[1] % 2 == 0:
+                print(_ascii(x[0].mean(axis=2) / 255.0))
+            continue
         digit = mnist_style(path)                                 # (28, 28) white on black, in [0, 1]
         probs = run.predict(digit[None])[0]                       # prepared as in training
         top = np.argsort(-probs, kind="stable")[:args.top]
@@ -234,6 +439,14 @@ def cmd_predict(args) -> int:
 # parsers
 
 
+def _folder_options(parser) -> None:
+    parser.add_argument("--cache-mb", type=float, default=512, dest="cache_mb", metavar="MB",
+                        help="memory for decoded images, per folder (default 512): when a set fits, later "
+                             "epochs decode nothing")
+    parser.add_argument("--skip-bad-images", action="store_true", dest="skip_bad_images",
+                        help="leave out unreadable image files with a warning (default: stop, naming the file)")
+
+
 def add_commands(sub) -> None:
     """Register ``train``, ``evaluate`` and ``predict`` on the ``striate`` sub-command parser."""
     from .. import models
@@ -241,7 +454,7 @@ def add_commands(sub) -> None:
     recipes = "\n".join(f"  {k}: " + ", ".join(f"{key}={value}" for key, value in v.items())
                         for k, v in list(RECIPES.items()) + [("other models", FALLBACK_RECIPE)])
     t = sub.add_parser(
-        "train", help="train a model on MNIST or Fashion-MNIST", formatter_class=raw,
+        "train", help="train a model on MNIST, Fashion-MNIST or your own images", formatter_class=raw,
         description="Train a model with its own recipe (see below; any option overrides that part of it).\n"
                     "The run folder gets config.json, a checkpoint after every epoch, metrics.json,\n"
                     "model.safetensors, curves.png and confusion.png. Ctrl-C saves a checkpoint and\n"
@@ -249,7 +462,9 @@ def add_commands(sub) -> None:
         epilog="examples:\n  striate train lenet5\n  striate train lenet5-modern --epochs 3\n"
                "  striate train lenet5-modern --dataset fashion-mnist --augment\n"
                "  striate train mlp --limit 3000 --epochs 1        (a quick trial)\n"
-               "  striate train lenet5 --resume                    (continue an interrupted run)\n\n"
+               "  striate train lenet5 --resume                    (continue an interrupted run)\n"
+               "  striate train lenet5-modern --data-dir pets      (pets/train/<class>/*.jpg, pets/test/<class>/...)\n"
+               "  striate train alexnet-small --data-dir photos --val-split 0.1   (photos/<class>/*.png)\n\n"
                "recipes:\n" + recipes)
     t.add_argument("model", help=f"one of {', '.join(models.names())} ('striate summary MODEL' shows its layers)")
     t.add_argument("--dataset", choices=DATASET_NAMES, help="default: mnist")
@@ -269,8 +484,18 @@ def add_commands(sub) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in the run folder, with its own settings")
     t.add_argument("--data-dir", dest="data_dir", metavar="DIR",
-                   help="take the IDX files from DIR (or DIR/DATASET) only, unchecked: any number of images "
-                        "in MNIST's file names; default: the usual search and download")
+                   help="your own images in class folders: DIR/train/<class>/ and DIR/test/<class>/ (or val/), "
+                        "or DIR/<class>/ split by --val-split (PNG, JPEG, BMP, GIF, WebP; any size, gray or "
+                        "colour); or IDX files in DIR (or DIR/DATASET), unchecked: any number of images in "
+                        "MNIST's file names; default: the usual search and download")
+    t.add_argument("--val-split", type=float, dest="val_split", metavar="FRACTION",
+                   help=f"with --data-dir DIR holding class folders DIR/<class>/ and no DIR/train, DIR/test: the "
+                        f"fraction of each class held out for testing, drawn with --seed (default "
+                        f"{DEFAULT_VAL_SPLIT})")
+    t.add_argument("--resize", choices=("stretch", "pad"), default="stretch",
+                   help="how images of other sizes are made the model's size: stretch (whole image, aspect ratio "
+                        "not kept; the default) or pad (fitted inside, black around)")
+    _folder_options(t)
     t.add_argument("--limit", type=int, metavar="N",
                    help="use the first N training images and N/6 test images (at least 100): quick trials")
     t.add_argument("--checkpoint-every", type=float, dest="checkpoint_every", metavar="SECONDS",
@@ -291,7 +516,11 @@ def add_commands(sub) -> None:
                               "  striate evaluate runs/lenet5-mnist --dataset fashion-mnist")
     e.add_argument("path", metavar="DIR_OR_FILE", help="a run folder, or its model.safetensors")
     e.add_argument("--dataset", choices=DATASET_NAMES, help="default: the one it was trained on")
-    e.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="take the IDX files from DIR only")
+    e.add_argument("--data-dir", dest="data_dir", metavar="DIR",
+                   help="take the IDX files from DIR only; for a run on class folders, the test images "
+                        "(DIR/test/<class>/ or DIR/val/<class>/, or the held-out part of DIR/<class>/); "
+                        "default: the run's own")
+    _folder_options(e)
     e.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify your own images", formatter_class=raw,

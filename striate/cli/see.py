@@ -259,7 +259,10 @@ def cmd_show(args) -> int:
                     print(f"  kernel {k}" + (f", input channel {c}" if C > 1 else ""))
                     print("\n".join(f"    {row}" for row in format_matrix(weight[k, c], 3)))
         print(f"wrote {path} ({w}×{h} pixels)")
-    if args.image:
+    if args.image and loaded.images is not None:          # a run on class folders: its own preparation
+        x = loaded.preprocess([args.image])                           # (1, C, H, W), as in training
+        classes = list(loaded.classes)
+    elif args.image:
         from ..data import DATASETS
         dataset = config.get("dataset", "mnist")
         classes = list(DATASETS[dataset].classes) if dataset in DATASETS else None
@@ -269,6 +272,7 @@ def cmd_show(args) -> int:
                          f"{input_shape[0]} channels")
         digit = mnist_style(load_image(args.image))                  # (28, 28), white on black, [0, 1]
         x = preprocess(dataset, input_shape, False)(digit[None, None], None)
+    if args.image:
         layers, logits = feature_maps(model, x)
         shifted = logits[0] - logits[0].max()
         probs = np.exp(shifted) / np.exp(shifted).sum()

@@ -1,4 +1,5 @@
-"""Data: the IDX file format, MNIST and Fashion-MNIST, batch transforms and a resumable loader.
+"""Data: the IDX file format, MNIST and Fashion-MNIST, your own images in class folders, batch transforms
+and a resumable loader.
 
 >>> from striate.data import MNIST, DataLoader, mnist_preprocess
 >>> train = MNIST(train=True)                                      # doctest: +SKIP
@@ -13,7 +14,9 @@ from .transforms import (MNIST_MEAN, MNIST_STD, FASHION_MNIST_MEAN, FASHION_MNIS
                          pad_to, translate, random_translate, affine, random_affine, as_step, Compose, Lambda,
                          Normalize, Pad, PadTo, RandomTranslate, RandomAffine)
 from .loader import DataLoader, mnist_preprocess, fashion_mnist_preprocess
-from . import idx, datasets, transforms, loader
+from .folders import (ImageFolder, FolderSubset, FolderError, prepare_image, resize_image, channel_stats,
+                      split_indices)
+from . import idx, datasets, transforms, loader, folders
 
 __all__ = [
     "IDXError", "ChecksumError", "read_idx", "write_idx", "file_md5", "check_md5",
@@ -22,4 +25,5 @@ __all__ = [
     "to_float", "normalize", "pad", "pad_to", "translate", "random_translate", "affine", "random_affine",
     "as_step", "Compose", "Lambda", "Normalize", "Pad", "PadTo", "RandomTranslate", "RandomAffine",
     "DataLoader", "mnist_preprocess", "fashion_mnist_preprocess",
+    "ImageFolder", "FolderSubset", "FolderError", "prepare_image", "resize_image", "channel_stats", "split_indices",
 ]

@@ -13,6 +13,7 @@ instead of fading away when the picture is shrunk.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import warnings
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["ImageError", "load_image", "decode_image", "to_grayscale", "mnist_style", "MAX_PIXELS", "FORMATS"]
+__all__ = ["ImageError", "load_image", "decode_image", "image_header", "to_grayscale", "mnist_style", "MAX_PIXELS",
+           "FORMATS"]
 
 MAX_PIXELS = 64_000_000   # larger images are refused before they are decoded
 # The formats load_image opens: common raster formats whose decoders are built into
@@ -52,13 +54,7 @@ def load_image(path: str | os.PathLike, mode: str = "L") -> np.ndarray:
     """
     if mode not in ("L", "RGB"):
         raise ValueError(f"load_image: mode must be 'L' or 'RGB', got {mode!r}")
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an image file")
-    if not path.is_file():
-        raise ImageError(f"{path}: no such image file")
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path}: the file is empty (expected a PNG, JPEG or other image)")
+    path = _existing_file(path)
     return _read(path, mode, str(path), MAX_PIXELS)
 
 
@@ -80,28 +76,83 @@ def decode_image(data: bytes, mode: str = "L", name: str = "the image", max_pixe
     return _read(io.BytesIO(bytes(data)), mode, name, min(int(max_pixels), MAX_PIXELS))
 
 
+def image_header(path: str | os.PathLike) -> tuple[int, int, str, bool]:
+    """``(width, height, mode, colour)`` of an image file, read from its header alone.
+
+    Nothing is decoded, so this is cheap enough to run over a whole folder of
+    images: it finds files that are not images, in a refused format, or too large
+    (``MAX_PIXELS``). ``colour`` is False for grayscale modes and for palette images
+    whose palette is gray; True otherwise (an RGB file whose three channels happen
+    to be equal included: only decoding can tell). Raises ImageError naming the file.
+    """
+    path = _existing_file(path)
+    with _image_errors(str(path), MAX_PIXELS):
+        with _opened(path, str(path), MAX_PIXELS) as img:
+            w, h = img.size
+            return w, h, img.mode, _colour_mode(img)
+
+
 def _read(source, mode: str, label: str, max_pixels: int) -> np.ndarray:
-    """Open ``source`` (a path or a file object) with Pillow, check its size from the header, decode it."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Open ``source`` (a path or a file object), check its size from the header, decode it."""
+    from PIL import ImageOps
+
+    with _image_errors(label, max_pixels):
+        with _opened(source, label, max_pixels) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return _decode(img, mode, label)
+
+
+def _colour_mode(img) -> bool:
+    if img.mode in ("1", "L", "LA", "La", "I", "F") or img.mode.startswith("I;16"):
+        return False
+    if img.mode in ("P", "PA"):
+        palette = img.getpalette() or []
+        rgb = np.asarray(palette[:len(palette) // 3 * 3]).reshape(-1, 3)
+        return not bool((rgb == rgb[:, :1]).all())
+    return True
+
+
+def _existing_file(path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file")
+    if not path.is_file():
+        raise ImageError(f"{path}: no such image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: the file is empty (expected a PNG, JPEG or other image)")
+    return path
+
+
+@contextlib.contextmanager
+def _opened(source, label: str, max_pixels: int):
+    """The image opened (header read, pixels not decoded), its size checked against ``max_pixels``."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        # Pillow warns about (and above twice its limit refuses) very large images
+        # while opening them: max_pixels below is the limit that applies here. Its
+        # other warnings (a damaged EXIF block, a TIFF tag past the end) concern
+        # damage that either decodes fine or fails below with a clear error.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        with Image.open(source, formats=FORMATS) as img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageError(f"{label}: image is {w}×{h} = {w * h:,} pixels; "
+                                 f"at most {max_pixels:,} are accepted")
+            if w == 0 or h == 0:
+                raise ImageError(f"{label}: image has no pixels ({w}×{h})")
+            yield img
+
+
+@contextlib.contextmanager
+def _image_errors(label: str, max_pixels: int):
+    """Turn whatever Pillow raises for a bad file into one ImageError that names it."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            # Pillow warns about (and above twice its limit refuses) very large images
-            # while opening them: max_pixels below is the limit that applies here. Its
-            # other warnings (a damaged EXIF block, a TIFF tag past the end) concern
-            # damage that either decodes fine or fails below with a clear error.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            with Image.open(source, formats=FORMATS) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise ImageError(f"{label}: image is {w}×{h} = {w * h:,} pixels; "
-                                     f"at most {max_pixels:,} are accepted")
-                if w == 0 or h == 0:
-                    raise ImageError(f"{label}: image has no pixels ({w}×{h})")
-                img.load()
-                img = ImageOps.exif_transpose(img) or img
-                array = _decode(img, mode, label)
+        yield
     except ImageError:
         raise
     except PermissionError as exc:
@@ -116,7 +167,6 @@ def _read(source, mode: str, label: str, max_pixels: int) -> np.ndarray:
         raise ImageError(f"{label}: not enough memory to decode this image") from None
     except _DECODE_ERRORS as exc:
         raise ImageError(f"{label}: the image data is damaged or truncated ({exc})") from None
-    return array
 
 
 # What Pillow can raise for damaged data: mostly OSError, but its header parsers can let

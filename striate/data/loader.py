@@ -3,7 +3,9 @@
 :class:`DataLoader` cuts a data set into batches of float32 ``(B, C, H, W)``
 images and int64 ``(B,)`` labels. A batch is made in one step: index the
 whole uint8 image array with the batch's indices, convert that, then apply the
-transform; nothing is done per sample in Python.
+transform; nothing is done per sample in Python. A data set too large for one
+array (:class:`~striate.data.ImageFolder`) is asked for the batch's indices
+with ``get_batch(indices)`` instead, and the rest is the same.
 
 Reproducible and resumable by construction: the order of epoch ``e`` is a
 permutation drawn from a generator seeded with ``(seed, e)`` alone, and the
@@ -30,6 +32,11 @@ __all__ = ["DataLoader", "mnist_preprocess", "fashion_mnist_preprocess"]
 _ORDER, _TRANSFORM = 0, 1
 
 
+def _is_lazy(data) -> bool:
+    """A data set that makes its batches itself: ``len(data)`` and ``data.get_batch(indices)``."""
+    return callable(getattr(data, "get_batch", None)) and hasattr(data, "__len__")
+
+
 def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(data, "images") and hasattr(data, "labels"):
         images, labels = data.images, data.labels
@@ -37,7 +44,7 @@ def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
         images, labels = data
     else:
         raise TypeError(f"DataLoader expects a data set with .images and .labels or a tuple (images, labels), "
-                        f"got {type(data).__name__}")
+                        f"or one with len and get_batch(indices); got {type(data).__name__}")
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim not in (3, 4):
         raise ValueError(f"DataLoader expects images (N, H, W) or (N, C, H, W), got shape {images.shape}")
@@ -54,7 +61,12 @@ class DataLoader:
 
     Args:
         data: a data set with ``.images`` (N, H, W) or (N, C, H, W), uint8 or
-            float in [0, 1], and ``.labels`` (N,), or a tuple ``(images, labels)``.
+            float in [0, 1], and ``.labels`` (N,), or a tuple ``(images, labels)``;
+            or a data set too large to hold as one array, with ``len(data)`` and
+            ``data.get_batch(indices) -> (images, labels)`` (images uint8 or float,
+            (B, H, W) or (B, C, H, W)), e.g. :class:`~striate.data.ImageFolder`: it is
+            asked for each batch's indices, in the same order, so batches, resuming
+            and determinism are the same as with arrays.
         batch_size: B; the last batch is smaller unless ``drop_last``.
         shuffle: a new permutation each epoch (else the data's order).
         drop_last: leave out a last, incomplete batch.
@@ -79,7 +91,14 @@ class DataLoader:
 
     def __init__(self, data, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
                  seed: int | None = None, transform: Callable | None = None):
-        self.images, self.labels = _arrays(data)
+        if _is_lazy(data):
+            self.dataset, self.images = data, None
+            self.labels = np.asarray(data.labels, dtype=np.int64) if hasattr(data, "labels") else None
+            self._size = len(data)
+        else:
+            self.dataset = None
+            self.images, self.labels = _arrays(data)
+            self._size = len(self.labels)
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if seed is None:
@@ -95,12 +114,12 @@ class DataLoader:
         self.next_batch = 0     # the index in that epoch of the next batch
         self._pass_open = False  # a pass has begun and not reached the end of its epoch
         if len(self) == 0:
-            raise ValueError(f"DataLoader: {len(self.labels)} samples with batch_size={self.batch_size} and "
+            raise ValueError(f"DataLoader: {self._size} samples with batch_size={self.batch_size} and "
                              f"drop_last=True make no batch")
 
     @property
     def num_samples(self) -> int:
-        return len(self.labels)
+        return self._size
 
     def __len__(self) -> int:
         n, b = self.num_samples, self.batch_size
@@ -123,24 +142,49 @@ class DataLoader:
         lo = batch * self.batch_size
         hi = min(lo + self.batch_size, self.num_samples)
         index = slice(lo, hi) if order is None else order[lo:hi]
-        x = to_float(self.images[index])                        # (B, C, H, W) float32
-        if np.may_share_memory(x, self.images):                 # float data, sliced: never hand out a view
-            x = x.copy()
+        if self.dataset is not None:
+            images, y = self._get_batch(np.arange(lo, hi) if order is None else order[lo:hi])
+            x = to_float(images)                                # (B, C, H, W) float32
+        else:
+            array, labels = self.images, self.labels
+            assert array is not None and labels is not None     # arrays: set together in __init__
+            x = to_float(array[index])                          # (B, C, H, W) float32
+            if np.may_share_memory(x, array):                   # float data, sliced: never hand out a view
+                x = x.copy()
+            y = labels[index]
+            y = y.copy() if order is None else y
         if self.transform is not None:
             x = np.asarray(self.transform(x, self.batch_rng(epoch, batch)))
             if x.ndim != 4:
                 raise ValueError(f"DataLoader: the transform must return a batch (B, C, H, W), "
                                  f"got shape {x.shape}")
             x = x.astype(np.float32, copy=False)
-        y = self.labels[index]
-        return x, (y.copy() if order is None else y)
+        return x, y
+
+    def _get_batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A lazy data set's batch, checked: images (B, H, W) or (B, C, H, W), labels int64 (B,)."""
+        images, labels = self.dataset.get_batch(index)
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.ndim not in (3, 4) or len(images) != len(index) or labels.shape != (len(index),):
+            raise ValueError(f"DataLoader: {type(self.dataset).__name__}.get_batch of {len(index)} indices "
+                             f"returned images of shape {images.shape} and labels of shape {labels.shape}; "
+                             f"expected ({len(index)}, [C,] H, W) and ({len(index)},)")
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"DataLoader: {type(self.dataset).__name__}.get_batch returned {labels.dtype} "
+                             f"labels, expected integers")
+        return images, labels.astype(np.int64, copy=False)
 
     def sample_shape(self) -> tuple[int, ...]:
         """The shape (C, H, W) of one sample as the batches hold it (after the transform).
 
         Found by preparing the first image alone, so it costs one image, not one batch.
         """
-        x = to_float(self.images[:1])                           # (1, C, H, W)
+        if self.dataset is not None:
+            first = self._get_batch(np.zeros(1, np.int64))[0]
+        else:
+            assert self.images is not None
+            first = self.images[:1]
+        x = to_float(first)                                     # (1, C, H, W)
         if self.transform is not None:
             x = np.asarray(self.transform(x.copy(), self.batch_rng(0, 0)))
         return tuple(x.shape[1:])

@@ -39,7 +39,8 @@ class MLP(nn.Sequential):
             "leaky_relu" or "scaled_tanh".
 
     Shape:
-        x:   (N, C, H, W) or (N, sizes[0]); C·H·W must equal sizes[0]
+        x:   (N, C, H, W) or (N, sizes[0]); C·H·W must equal sizes[0]. ``input_shape`` is
+             (1, s, s) when sizes[0] = s², (3, s, s) when it is 3·s² (colour), else (sizes[0],)
         out: (N, sizes[-1])
     """
 
@@ -55,9 +56,17 @@ class MLP(nn.Sequential):
                 layers[f"act{i}"] = ACTIVATIONS[activation]()
         super().__init__(layers)
         self.sizes = sizes
-        # a square input width is taken for a one-channel image (784 -> 28×28), else a flat vector
-        side = int(round(sizes[0] ** 0.5))
-        self.input_shape = (1, side, side) if side * side == sizes[0] else (sizes[0],)
+        # an input width that is a square is taken for a one-channel image (784 -> 1×28×28), three times a
+        # square for a colour image (2352 -> 3×28×28; 3·k² is never a square itself), else a flat vector
+        self.input_shape = _image_shape(sizes[0])
+
+
+def _image_shape(width: int) -> tuple[int, ...]:
+    for channels in (1, 3):
+        side = int(round((width / channels) ** 0.5))
+        if channels * side * side == width:
+            return (channels, side, side)
+    return (width,)
 
 
 def _check_sizes(sizes) -> tuple[int, ...]:

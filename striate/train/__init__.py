@@ -14,8 +14,9 @@ run uses checkpoint and recipe; loop uses all of them.
 """
 from .memory import NotEnoughMemory, available_memory, check_memory, estimate_memory, format_bytes
 from .checkpoint import load_checkpoint, loader_identity, save_checkpoint
-from .recipe import (DATASET_NAMES, DEFAULT_DATASET, FALLBACK_RECIPE, RECIPES, check_recipe, make_optimizer,
-                     preprocess, preprocess_config, recipe_for)
+from .recipe import (DATASET_NAMES, DEFAULT_DATASET, FALLBACK_RECIPE, IMAGE_MODELS, RECIPES, check_recipe,
+                     image_preprocess, image_preprocess_config, make_optimizer, model_for_images, preprocess,
+                     preprocess_config, recipe_for)
 from .run import (CHECKPOINT, CONFIG, FINAL_WEIGHTS, METRICS, Run, RunError, RunWriter, free_run_dir, load_run,
                   read_json, run_state)
 from .loop import (EpochStats, TrainingDiverged, TrainingInterrupted, current_lr, evaluate, fit, train_epoch,
@@ -34,5 +35,6 @@ __all__ = [
     "free_run_dir", "read_json",
     # recipes
     "RECIPES", "DEFAULT_DATASET", "FALLBACK_RECIPE", "DATASET_NAMES", "recipe_for", "check_recipe",
-    "make_optimizer", "preprocess", "preprocess_config",
+    "make_optimizer", "preprocess", "preprocess_config", "image_preprocess", "image_preprocess_config",
+    "model_for_images", "IMAGE_MODELS",
 ]

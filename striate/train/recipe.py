@@ -11,17 +11,22 @@ Written once, for the command line (``striate train``) and the experiments alike
   random translation, padding to the model's input size, normalisation with the
   data set's statistics), and :func:`preprocess_config`, its description for a
   run's config.
+* For your own images in class folders: :func:`image_preprocess` (augmentation,
+  then normalisation with the statistics of the training images, per channel),
+  :func:`image_preprocess_config`, and :func:`model_for_images`, the model built
+  for the data's channels and classes.
 """
 from __future__ import annotations
 
 import math
 
-from .. import optim
-from ..data import (FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, RandomTranslate,
-                    fashion_mnist_preprocess, mnist_preprocess)
+from .. import models, optim
+from ..data import (FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, Compose, Normalize,
+                    RandomTranslate, fashion_mnist_preprocess, mnist_preprocess)
 
 __all__ = ["RECIPES", "DEFAULT_DATASET", "FALLBACK_RECIPE", "DATASET_NAMES", "recipe_for", "check_recipe",
-           "make_optimizer", "preprocess", "preprocess_config"]
+           "make_optimizer", "preprocess", "preprocess_config", "image_preprocess", "image_preprocess_config",
+           "model_for_images", "IMAGE_MODELS"]
 
 # Per-model defaults: what `striate train MODEL` does with no options. Each meets
 # the accuracy in the README's results table (measured there with this recipe).
@@ -116,4 +121,55 @@ def preprocess_config(dataset: str, size, augment: bool) -> dict:
     mean, std = (FASHION_MNIST_MEAN, FASHION_MNIST_STD) if dataset == "fashion-mnist" else (MNIST_MEAN, MNIST_STD)
     side = int(size) if isinstance(size, int) else int(tuple(size)[-1])
     return {"pad_to": side, "normalize": [mean, std],
+            "augment": f"random translation ±{AUGMENT_SHIFT} px" if augment else None}
+
+
+# ---------------------------------------------------------------------------
+# your own images (class folders)
+
+#: the models that train on class folders, and how each is built for C channels and K classes
+IMAGE_MODELS = ("lenet5-modern", "alexnet-small", "mlp", "lenet5")
+
+
+def model_for_images(name: str, channels: int, num_classes: int, size: int | None = None):
+    """Model ``name`` built for images of ``channels`` channels and ``num_classes`` classes.
+
+    lenet5-modern and alexnet-small take ``in_channels`` and ``num_classes``; the MLP
+    gets an input layer of C·28·28 and an output of K; the 1998 LeNet-5's output is
+    an RBF layer with ten fixed 7×12 digit bitmaps, so it is refused unless the data
+    are ten classes of grayscale images. ``size`` (alexnet-small) is the input side.
+    Raises ValueError naming the reason.
+    """
+    if name == "lenet5":
+        if num_classes != 10 or channels != 1:
+            raise ValueError(f"lenet5 (1998) cannot learn these images: its output layer compares F6 with ten "
+                             f"fixed bitmaps of the digits 0-9, and its first layer takes one channel; the data "
+                             f"have {num_classes} classes and {channels} channel{'s' if channels > 1 else ''}. "
+                             f"Use lenet5-modern, which takes any number of classes and channels")
+        return models.get("lenet5")
+    if name == "mlp":
+        return models.get("mlp", sizes=(channels * 28 * 28, 300, 100, num_classes))   # input_shape (C, 28, 28)
+    if name == "lenet5-modern":
+        return models.get(name, num_classes=num_classes, in_channels=channels)
+    if name == "alexnet-small":
+        return models.get(name, num_classes=num_classes, in_channels=channels,
+                          **({"input_size": size} if size else {}))
+    raise ValueError(f"model {name!r} has no recipe for image folders; choose one of {', '.join(IMAGE_MODELS)}")
+
+
+def image_preprocess(mean, std, augment=False) -> Compose:
+    """The batch transform of a class folder's images (already resized, in [0, 1]).
+
+    In order: ``augment`` (True: random translations by up to 2 pixels, shifting in
+    black; or a transform step), then normalisation per channel with ``mean`` and
+    ``std``, the statistics of the training images.
+    """
+    step = augment if callable(augment) else (RandomTranslate(AUGMENT_SHIFT) if augment else None)
+    return Compose(*([step] if step is not None else []), Normalize(list(mean), list(std)))
+
+
+def image_preprocess_config(mean, std, augment: bool, images: int) -> dict:
+    """What :func:`image_preprocess` does, JSON-friendly, for a run's config."""
+    return {"normalize": [list(map(float, mean)), list(map(float, std))],
+            "normalize_from": f"per-channel mean and std of {images} training images in [0, 1]",
             "augment": f"random translation ±{AUGMENT_SHIFT} px" if augment else None}

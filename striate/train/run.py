@@ -33,7 +33,7 @@ from ..functional import softmax
 from ..serialization import atomic_write_bytes, load, save
 from ..tensor import Tensor, no_grad
 from . import checkpoint
-from .recipe import preprocess
+from .recipe import image_preprocess, preprocess
 
 __all__ = ["CHECKPOINT", "FINAL_WEIGHTS", "METRICS", "CONFIG", "RunError", "Run", "load_run", "run_state",
            "free_run_dir", "check_no_run", "check_writable", "remove_leftovers", "read_json", "write_json",
@@ -237,6 +237,8 @@ class Run:
         metrics: metrics.json as a dict (empty when there is none).
         dataset: the data set's name from the config (None if not recorded).
         weights: the file the weights came from.
+        images: for a run trained on class folders, how its images were made
+            (``{"size", "channels", "resize", ...}``: ``data.ImageFolder.describe()``); else None.
 
     Not run as a doctest (it needs a trained run folder and MNIST's test images)::
 
@@ -251,9 +253,20 @@ class Run:
         self.dataset = dataset if isinstance(dataset, str) else None
         known = self.dataset if self.dataset in DATASETS else None        # a data set striate knows, by name
         self.input_shape = tuple(getattr(model, "input_shape", ()))          # (C, H, W)
-        # the images the run was trained on: the data set's 28×28, padded by the transform to the model's size
-        self.image_size = (28, 28) if known and len(self.input_shape) == 3 else tuple(self.input_shape[-2:])
-        self._transform = preprocess(known or "mnist", self.input_shape or None)
+        # a run on class folders records how its images were made (data.ImageFolder.describe())
+        images = config.get("images")
+        self.images = images if isinstance(images, dict) and "resize" in images else None
+        if self.images is not None:
+            normalize = (config.get("preprocess") or {}).get("normalize")
+            if not (isinstance(normalize, list) and len(normalize) == 2):
+                raise RunError(f"{path}: the run's config lacks the normalisation of its images "
+                               f"('preprocess': {{'normalize': [mean, std]}})")
+            self.image_size = tuple(self.input_shape[-2:])
+            self._transform = image_preprocess(normalize[0], normalize[1])
+        else:
+            # the images the run was trained on: the data set's 28×28, padded by the transform to the model's size
+            self.image_size = (28, 28) if known and len(self.input_shape) == 3 else tuple(self.input_shape[-2:])
+            self._transform = preprocess(known or "mnist", self.input_shape or None)
         if isinstance(config.get("classes"), list) and all(isinstance(c, str) for c in config["classes"]):
             self.classes = list(config["classes"])
         elif known:
@@ -265,6 +278,16 @@ class Run:
         name = (self.config.get("model") or {}).get("name", "?")
         return f"Run({str(self.path)!r}, model={name!r}, dataset={self.dataset!r}, classes={len(self.classes)})"
 
+    @property
+    def transform(self):
+        """The run's test transform of float batches (B, C, H, W) in [0, 1]: what a test loader applies."""
+        return self._transform
+
+    def load_images(self, images) -> np.ndarray:
+        """``images`` (files or arrays, as for :meth:`preprocess`) checked and made into what the
+        run's data loader held before its transform: (N, H, W, C), uint8, or float in [0, 1]."""
+        return self._checked(images, "Run.load_images")
+
     def preprocess(self, images) -> np.ndarray:
         """Images as the model takes them, prepared exactly as the run's test set was: float32 (N, C, H, W).
 
@@ -273,6 +296,13 @@ class Run:
         image files (prepared as ``striate predict`` does: ``data.images.mnist_style``).
         Padding to the model's input size and normalisation with the data set's
         statistics follow, as in training.
+
+        A run trained on class folders (``run.images`` records how) takes image files,
+        each decoded, converted to the run's channels and resized with the run's method,
+        exactly as ``data.ImageFolder`` made the training images
+        (``data.folders.prepare_image``); or arrays (N, h, w) or (N, h, w, 1 or 3), uint8 or
+        float in [0, 1], of any size, each prepared the same way. Its normalisation is
+        the one recorded in the run (the training images' per-channel mean and std).
         """
         return self._prepare(self._checked(images, "Run.preprocess"))
 
@@ -300,6 +330,8 @@ class Run:
         """``images`` checked against what the run was trained on: (N, H, W, C), uint8 or float in [0, 1]."""
         if len(self.input_shape) != 3:
             raise RunError(f"{op}: the model of {self.path} takes inputs of shape {self.input_shape}, not images")
+        if self.images is not None:
+            return self._folder_images(images, op)
         C, (H, W) = self.input_shape[0], self.image_size
         want = f"(N, {H}, {W})" + (f" or (N, {H}, {W}, {C})" if C == 1 else f" (N, {H}, {W}, {C})")
         if isinstance(images, (str, os.PathLike)):
@@ -328,6 +360,31 @@ class Run:
                 raise ValueError(f"{op} takes float images as values in [0, 1], got values from {lo:g} to "
                                  f"{hi:g} (pass the raw images, not normalised ones; uint8 are taken as 0-255)")
         return x
+
+    def _folder_images(self, images, op: str) -> np.ndarray:
+        """Files or arrays of any size, prepared as the run's ImageFolder made its images: uint8 (N, H, W, C)."""
+        from ..data.folders import prepare_image
+        C, size, method = self.input_shape[0], self.image_size, self.images["resize"]
+        want = f"image files or an array (N, H, W) or (N, H, W, {C}) of any size"
+        if isinstance(images, (str, os.PathLike)):
+            raise TypeError(f"{op} expects {want}, got one path {str(images)!r}: pass [{str(images)!r}]")
+        if isinstance(images, (list, tuple)) and not images:
+            raise ValueError(f"{op} expects at least one image, got an empty {type(images).__name__}")
+        if isinstance(images, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in images):
+            prepared = [prepare_image(p, size, C, method) for p in images]                # (C, H, W) uint8 each
+        elif isinstance(images, np.ndarray):
+            if images.dtype != np.uint8 and images.dtype.kind != "f":
+                raise TypeError(f"{op} expects uint8 (0-255) or float ([0, 1]) images, got dtype {images.dtype}")
+            if images.ndim not in (3, 4) or len(images) == 0 or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+                raise ValueError(f"{op} expects {want}, got shape {images.shape}")
+            if images.dtype != np.uint8 and not (np.isfinite(images).all() and images.min() >= 0
+                                                 and images.max() <= 1):
+                raise ValueError(f"{op} takes float images as values in [0, 1] (pass the raw images, not "
+                                 f"normalised ones; uint8 are taken as 0-255)")
+            prepared = [prepare_image(image, size, C, method) for image in images]
+        else:
+            raise TypeError(f"{op} expects {want}, got {type(images).__name__}")
+        return np.stack(prepared).transpose(0, 2, 3, 1)                                  # (N, H, W, C)
 
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         """Checked images (B, H, W, C) -> float32 (B, C, H, W) through the run's test transform."""

@@ -89,3 +89,8 @@ def test_registry_round_trip():
         [("fc1.weight", (8, 20)), ("fc1.bias", (8,)), ("fc2.weight", (3, 8)), ("fc2.bias", (3,))]
     x = randn(np.random.default_rng(0), 2, 20)
     np.testing.assert_array_equal(model(x).data, rebuilt(x).data)
+
+
+def test_input_shape_of_colour_images():
+    assert models.mlp(sizes=(3 * 28 * 28, 10), rng=0).input_shape == (3, 28, 28)
+    assert models.mlp(sizes=(3 * 32 * 32, 10), rng=0).input_shape == (3, 32, 32)
