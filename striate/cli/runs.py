@@ -231,7 +231,7 @@ def cmd_train(args) -> int:
               "title": f"{name} on {dataset}"}
     verb = "resuming" if args.resume else "training"
     print(f"{note}{verb} {name} ({model.num_parameters():,} parameters) on {dataset}: "
-          f"{len(train_loader.labels):,} training and {len(test_loader.labels):,} test images, "
+          f"{train_loader.num_samples:,} training and {test_loader.num_samples:,} test images, "
           f"{plural(recipe['epochs'], 'epoch')}, batch {recipe['batch_size']}, {recipe['optimizer']} "
           f"lr {recipe['lr']:g}{', augmented' if recipe['augment'] else ''}; run folder {out}", flush=True)
     return _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_loader, recipe, out,

@@ -261,7 +261,7 @@ def cmd_show(args) -> int:
         print(f"wrote {path} ({w}×{h} pixels)")
     if args.image and loaded.images is not None:          # a run on class folders: its own preparation
         x = loaded.preprocess([args.image])                           # (1, C, H, W), as in training
-        classes = list(loaded.classes)
+        classes: list | None = list(loaded.classes)
     elif args.image:
         from ..data import DATASETS
         dataset = config.get("dataset", "mnist")

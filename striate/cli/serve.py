@@ -58,6 +58,7 @@ def cmd_serve(args) -> int:
 
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
+    run: Path | None
     if args.path:
         run = Path(args.path)
         if not run.exists():

@@ -175,7 +175,7 @@ _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexEr
                   struct.error, ZeroDivisionError, OverflowError, AttributeError)
 
 
-def _decode(img, mode: str, path: Path) -> np.ndarray:
+def _decode(img, mode: str, path: Path | str) -> np.ndarray:
     """Pillow image → float32 array in [0, 1], transparency flattened."""
     from PIL import Image
 

@@ -15,6 +15,8 @@ off the very arrays the forward pass used, and adds up to the value it returned.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,7 +87,7 @@ def parameters_of(module) -> int:
 # The functions an activation between two layers may be: the first that maps one layer's
 # output onto the next layer's input is named (checked on a random input, so that ReLU and
 # the identity differ).
-_ACTIVATIONS = {
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "none": lambda a: a,
     "ReLU": lambda a: np.maximum(a, 0),
     "tanh": np.tanh,
@@ -147,6 +149,8 @@ def _read_channels(module, k: int) -> tuple[np.ndarray, np.ndarray]:
     channels of its connection table for a partly connected layer.
     """
     weight = conv_weight(module)
+    if weight is None:
+        raise ValueError(f"{type(module).__name__} is not a convolution")
     if hasattr(module, "connections"):                      # rows: input maps, columns: output maps
         channels = np.flatnonzero(np.asarray(module.connections)[:, k])
         return channels, weight[k, channels]
@@ -168,8 +172,10 @@ def is_pool(module) -> bool:
     return type(module).__name__ in _POOLS
 
 
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    return int(v[0]), int(v[1])
 
 
 def _pads(padding, kernel, dilation) -> tuple[int, int, int, int]:
@@ -232,11 +238,9 @@ def conv_unit(traces: list[LayerTrace], i: int, channel: int, y: int, x: int) ->
     _check_unit(t, channel, y, x)
     channels, weight = _read_channels(t.module, channel)                    # the C' channels it reads
     where = _where(t.module)
-    windows, padded = [], None
-    for plane in t.input[channels]:                                         # (H, W) per channel read
-        values, padded, rows, cols = _window(plane, y, x, where, 0.0)
-        windows.append(values)
-    window = np.stack(windows)                                              # (C', kh, kw)
+    read = [_window(plane, y, x, where, 0.0) for plane in t.input[channels]]   # per channel read (H, W)
+    window = np.stack([values for values, *_ in read])                      # (C', kh, kw)
+    _, padded, rows, cols = read[-1]                                        # the same positions for each
     products = window * weight                                              # float32, as the op multiplies
     total = float(products.astype(np.float64).sum())
     bias_param = getattr(t.module, "bias", None)
@@ -282,7 +286,7 @@ def pool_unit(traces: list[LayerTrace], i: int, channel: int, y: int, x: int) ->
         "min": lambda: F.min_pool2d(xin, (kh, kw), (sh, sw), (ph, pw), (dh, dw)),
         "L2": None if dilated else lambda: F.l2_pool2d(xin, (kh, kw), (sh, sw), (ph, pw)),
     }
-    results = {}
+    results: dict[str, Any] = {}
     with no_grad():
         for name, op in ops.items():
             if op is None:
@@ -342,7 +346,8 @@ def playground(size: int, kernel: int, stride: int, padding: int, dilation: int)
             result.update(output=None, error=str(exc), conv=None, pools={})
             return result
         result.update(output=list(conv.shape), error=None, conv=conv.tolist())
-        pools, notes = {}, {}
+        pools: dict[str, Any] = {}
+        notes: dict[str, str] = {}
         ops = {"max": lambda: F.max_pool2d(x, kernel, stride, padding, dilation),
                "average": lambda: F.avg_pool2d(x, kernel, stride, padding),
                "sum": lambda: F.sum_pool2d(x, kernel, stride, padding),
@@ -391,7 +396,7 @@ def shrink(gray: np.ndarray, side: int = FILTER_SIDE) -> np.ndarray:
     if scale >= 1:
         return gray.astype(np.float32)
     size = (max(1, round(W * scale)), max(1, round(H * scale)))
-    img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32)).resize(size, Image.LANCZOS)
+    img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32)).resize(size, Image.Resampling.LANCZOS)
     return np.clip(np.asarray(img, dtype=np.float32), 0, 1)
 
 
@@ -431,7 +436,7 @@ def confusion(predicted: np.ndarray, labels: np.ndarray, classes: int, examples:
     """The confusion matrix (true class × predicted class) and up to ``examples`` test indices per cell."""
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (labels, predicted), 1)
-    cells = [[[] for _ in range(classes)] for _ in range(classes)]
+    cells: list[list[list[int]]] = [[[] for _ in range(classes)] for _ in range(classes)]
     for index in range(len(labels)):
         cell = cells[labels[index]][predicted[index]]
         if len(cell) < examples:

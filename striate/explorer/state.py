@@ -168,5 +168,6 @@ class Explorer:
         for name, module in run.model.named_modules():
             if name and compute.is_conv(module):
                 weight = compute.conv_weight(module)
+                assert weight is not None                      # is_conv: a layer with a kernel
                 return {"layer": name, "shape": list(weight.shape), "values": compute.rounded(weight)}
         return None

@@ -364,6 +364,7 @@ class Run:
     def _folder_images(self, images, op: str) -> np.ndarray:
         """Files or arrays of any size, prepared as the run's ImageFolder made its images: uint8 (N, H, W, C)."""
         from ..data.folders import prepare_image
+        assert self.images is not None                       # only folder runs come here
         C, size, method = self.input_shape[0], self.image_size, self.images["resize"]
         want = f"image files or an array (N, H, W) or (N, H, W, {C}) of any size"
         if isinstance(images, (str, os.PathLike)):
