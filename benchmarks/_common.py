@@ -186,6 +186,7 @@ def step_pair(model, twin, x: np.ndarray, y: np.ndarray, mode: str, sgd: dict | 
     functional and optim are then used so that the old code is timed throughout.
     """
     import importlib
+
     import torch
     import torch.nn.functional as tF
     if lib is None:

@@ -14,13 +14,10 @@ import argparse
 import importlib
 
 import numpy as np
-
-from _common import (compare, fmt_ratio, load_baseline, machine_header, pick_clock, ratio, set_threads,
-                     step_pair)
-
 import torch
 import torch.nn as tnn
 import torch.nn.functional as tF
+from _common import compare, fmt_ratio, load_baseline, machine_header, pick_clock, ratio, set_threads, step_pair
 
 import striate
 

@@ -16,12 +16,10 @@ import argparse
 import statistics
 import time
 
+import lenet
 import numpy as np
 import threadpoolctl
-
 from _common import compare, machine_header, set_threads
-
-import lenet
 
 # (label, A shape, B shape): out = A @ B, float32; batch-first convolutions are stacks of
 # per-image products (a leading batch axis), as conv2d runs them

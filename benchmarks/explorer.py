@@ -24,7 +24,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
 from _common import ROOT, blas_info, cpu_model  # noqa: F401  (puts the checkout on sys.path)
 
 

@@ -16,12 +16,10 @@ import argparse
 import importlib
 
 import numpy as np
-
-from _common import (compare, fmt_ratio, load_baseline, machine_header, pick_clock, ratio, set_threads,
-                     step_pair)
+from _common import compare, fmt_ratio, load_baseline, machine_header, pick_clock, ratio, set_threads, step_pair
+from torch_models import TorchLeNet5, TorchLeNet5Modern
 
 import striate
-from torch_models import TorchLeNet5, TorchLeNet5Modern
 
 
 def contenders(name: str, batch: int, mode: str, seed: int = 0, lib=striate) -> dict:

@@ -50,6 +50,7 @@ def worker(lib: str, batch: int, steps: int, threads: int, model_name: str = "le
     y = rng.integers(0, classes, batch)
     if lib == "striate" or lib.startswith("before:"):
         import importlib
+
         import threadpoolctl
         threadpoolctl.threadpool_limits(threads, user_api="blas")
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -117,9 +118,9 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(worker(args.worker, args.batch, args.steps, args.threads, args.model)))
         return
-    from _common import machine_header
     import threadpoolctl
     import torch
+    from _common import machine_header
     threadpoolctl.threadpool_limits(args.threads, user_api="blas")
     torch.set_num_threads(args.threads)
     print(machine_header(args.threads))

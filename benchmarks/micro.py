@@ -22,15 +22,13 @@ import resource
 import statistics
 import time
 
+import lenet
 import numpy as np
-
 from _common import load_baseline, machine_header, set_threads
 
 import striate
 import striate.functional as F
 from striate.functional import conv as conv_module
-
-import lenet
 
 
 def cpu_ms(fn, repeat: int = 20) -> float:

@@ -14,15 +14,12 @@ over interleaved rounds with the 25th–75th percentile range.
 from __future__ import annotations
 
 import argparse
-
-import numpy as np
-
 import importlib
 
-from _common import compare, fmt_ratio, gemm_peak, load_baseline, machine_header, pick_clock, ratio, set_threads
-
+import numpy as np
 import torch
 import torch.nn.functional as tF
+from _common import compare, fmt_ratio, gemm_peak, load_baseline, machine_header, pick_clock, ratio, set_threads
 
 import striate
 

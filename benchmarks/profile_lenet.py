@@ -12,16 +12,16 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import importlib
 import time
 
 import numpy as np
-
 from _common import machine_header, set_threads
 
 import striate as st
 import striate.functional as F
 from striate import models, optim
-import importlib
+
 tensor_module = importlib.import_module("striate.tensor")
 
 _clock = time.thread_time

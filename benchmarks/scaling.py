@@ -13,18 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 
+import lenet
 import numpy as np
-
-from _common import compare, machine_header, pick_clock, ratio, set_threads, step_pair
-
 import torch
 import torch.nn as tnn
 import torch.nn.functional as tF
+from _common import compare, machine_header, pick_clock, ratio, set_threads, step_pair
 
 import striate.functional as F
 from striate import nn
-
-import lenet
 
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 SIZES = [28, 32, 48, 64, 96, 128, 160, 192, 224]

@@ -18,7 +18,6 @@ import argparse
 import numpy as np
 import torch
 import torch.nn.functional as tF
-
 from _common import compare, fmt_ratio, machine_header, pick_clock, ratio, set_threads
 
 import striate as st

@@ -6,13 +6,13 @@
 >>> model = st.models.get("lenet5")
 >>> run = st.load_run("runs/lenet5-mnist")          # doctest: +SKIP
 """
-from .tensor import Tensor, tensor, as_tensor, no_grad, enable_grad, is_grad_enabled
-from .gradcheck import gradcheck, GradcheckError
+from . import checks, data, functional, models, nn, optim, random
+from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
-from .serialization import save, load, CheckpointError
+from .serialization import CheckpointError, load, save
 from .summary import summary
-from . import checks, functional, random, nn, optim, data, models
-from .train import load_run, Run
+from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from .train import Run, load_run
 
 __version__ = "0.1.0"
 

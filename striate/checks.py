@@ -15,7 +15,7 @@ for the checks of a tensor (whose name is usually "input").
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 
@@ -64,7 +64,7 @@ def _is_real(value: object) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
-def check_int(value: Any, name: str, op: str, at_least: Optional[int] = 1) -> int:
+def check_int(value: Any, name: str, op: str, at_least: int | None = 1) -> int:
     """``value`` as a Python int of at least ``at_least`` (None: any int).
 
     A bool, a float or anything else is a TypeError, a smaller int a ValueError; both say
@@ -86,9 +86,9 @@ def check_int(value: Any, name: str, op: str, at_least: Optional[int] = 1) -> in
     return int(value)
 
 
-def check_number(value: Any, name: str, op: str, *, at_least: Optional[float] = None,
-                 above: Optional[float] = None, at_most: Optional[float] = None,
-                 below: Optional[float] = None) -> float:
+def check_number(value: Any, name: str, op: str, *, at_least: float | None = None,
+                 above: float | None = None, at_most: float | None = None,
+                 below: float | None = None) -> float:
     """``value`` as a Python float within the bounds given (none given: any number but NaN).
 
     ``at_least``/``above`` bound it from below (``>=``/``>``), ``at_most``/``below`` from
@@ -180,7 +180,7 @@ def nonnegative_pair(value: Any, name: str, op: str) -> tuple[int, int]:
 
 
 def check_padding(padding: Any, op: str,
-                  stride: tuple[int, int] = (1, 1)) -> Union[tuple[int, int], Literal["same", "valid"]]:
+                  stride: tuple[int, int] = (1, 1)) -> tuple[int, int] | Literal["same", "valid"]:
     """A convolution's padding: ``(ph, pw)`` from an int or a pair, or ``"same"`` / ``"valid"``.
 
     ``"same"`` needs ``stride`` (1, 1), as in PyTorch. Layers keep the result as given;
@@ -295,7 +295,7 @@ def check_ndim(x: Tensor, ndim: int, layout: str, op: str, name: str = "input") 
         raise ValueError(f"{op} expects {name} {layout}, got shape {tuple(x.shape)}")
 
 
-def check_same_dtype(op: str, **tensors: Optional[Tensor]) -> None:
+def check_same_dtype(op: str, **tensors: Tensor | None) -> None:
     """A TypeError unless the tensors given by name (None ones skipped) share one dtype."""
     items = [(k, v) for k, v in tensors.items() if v is not None]
     dtypes = {v.dtype for _, v in items}
@@ -304,7 +304,7 @@ def check_same_dtype(op: str, **tensors: Optional[Tensor]) -> None:
         raise TypeError(f"{op} expects all arrays of one dtype, got {listed}")
 
 
-def check_conv(op: str, x: Any, weight: Any, groups: Optional[int] = 1, *,
+def check_conv(op: str, x: Any, weight: Any, groups: int | None = 1, *,
                transposed: bool = False) -> tuple[Tensor, Tensor, int]:
     """A convolution's input, weight and groups, checked together: ``(x, weight, groups)``.
 
@@ -340,7 +340,7 @@ def check_conv(op: str, x: Any, weight: Any, groups: Optional[int] = 1, *,
     return x, weight, g
 
 
-def check_bias(op: str, bias: Any, count: int, layout: str) -> Optional[Tensor]:
+def check_bias(op: str, bias: Any, count: int, layout: str) -> Tensor | None:
     """None, or a float tensor of shape (count,): one value per output map.
 
     Example:

@@ -33,8 +33,9 @@ arithmetic the text writes out.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Union
 
 import numpy as np
 
@@ -720,8 +721,8 @@ def explain_layers(model=None) -> Explanation:
 
 def _draw_layers(rows_text, title: str, path) -> tuple[int, int]:
     """Two bar charts side by side: values in each layer's output, and its parameters."""
-    from .viz.mpl import plt
     from .viz.images import DPI, save_png
+    from .viz.mpl import plt
     n = len(rows_text)
     labels = [f"{r[0]}  {r[1]}  {r[2]}" for r in rows_text]
     label_w = max(len(label) for label in labels) * 8 * 0.6 / 72 + 0.3     # inches for the longest label
@@ -788,11 +789,11 @@ def explain_dropout(p: float = 0.5, shape=(4, 8), seed: int = 0) -> Explanation:
              "Training: each value is kept with probability 1 − p and zeroed otherwise (a Bernoulli",
              f"mask), and the kept values are multiplied by 1/(1 − p) = {format_number(scale, 4)}:", ""]
     lines += _side_by_side([_labelled("x", x, 3), _labelled("mask (1 = kept)", keep.astype(float), 0),
-                            _labelled("out", out.data, 3)], [f"⊙", f"× {format_number(scale, 3)} ="])
+                            _labelled("out", out.data, 3)], ["⊙", f"× {format_number(scale, 3)} ="])
     kept = int(keep.sum())
     lines += ["", f"Kept {kept} of {keep.size} values ({100 * kept / keep.size:.0f}%; "
                   f"{100 * (1 - p):.0f}% on average).",
-              f"The scaling keeps each activation's expected value: (1 − p)·x/(1 − p) = x. In this one",
+              "The scaling keeps each activation's expected value: (1 − p)·x/(1 − p) = x. In this one",
               f"draw the mean of x is {x.mean():.3f} and the mean of out {out.data.mean():.3f}; "
               "over many draws they agree.",
               "", "Backward: the gradient goes through the same mask and scale (dropped values get 0):", ""]

@@ -11,7 +11,7 @@ derivative ``⟨∇L, v⟩`` — the same check, at a fraction of the cost.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -59,7 +59,7 @@ class CheckpointError(ValueError):
 
 def _encode(value, path: str, arrays: dict):
     """The JSON form of ``value``; arrays are moved to ``arrays[path]`` and replaced by a marker."""
-    from .nn.module import Module   # here, not at import time: nn imports functional, which is heavy
+    from .nn.module import Module  # here, not at import time: nn imports functional, which is heavy
 
     where = path or "the top level"
     if isinstance(value, Module):

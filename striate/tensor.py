@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence, Union, cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ContextManager, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +33,7 @@ __all__ = [
 #: What ops accept as data: a Tensor, or anything NumPy makes an array of (arrays, lists, numbers).
 TensorLike = Union["Tensor", npt.ArrayLike]
 #: What an op's backward returns: dL/d(input) for each input, None where none is needed.
-Gradients = tuple[Optional[np.ndarray], ...]
+Gradients = tuple[np.ndarray | None, ...]
 
 DEFAULT_DTYPE = np.float32
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -173,15 +174,15 @@ class Tensor:
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self._parents: tuple[Tensor, ...] = ()
-        self._backward: Optional[Callable[..., Any]] = None
+        self._backward: Callable[..., Any] | None = None
         self._op = ""
         self._is_leaf = True
         self._retains_grad = False
         self._freed = False
 
     @classmethod
-    def from_op(cls, data: Any, parents: Sequence["Tensor"], backward: Optional[Callable[..., Any]],
-                op: str = "") -> "Tensor":
+    def from_op(cls, data: Any, parents: Sequence[Tensor], backward: Callable[..., Any] | None,
+                op: str = "") -> Tensor:
         """Make the output of an op.
 
         ``backward(g)`` receives dL/d(output) (same shape as ``data``) and returns
@@ -246,7 +247,7 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.item()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """The same data, cut from the graph (no gradient flows through it)."""
         return Tensor.from_op(self.data, (), None, "detach")
 
@@ -257,7 +258,7 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def astype(self, dtype: npt.DTypeLike) -> "Tensor":
+    def astype(self, dtype: npt.DTypeLike) -> Tensor:
         """A copy converted to another float dtype (gradients convert back)."""
         src = self.dtype
         return Tensor.from_op(self.data.astype(dtype), (self,),

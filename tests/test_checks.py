@@ -5,9 +5,23 @@ import numpy as np
 import pytest
 
 import striate as st
-from striate.checks import (check_axis, check_conv, check_float, check_int, check_ndim, check_number,
-                            check_padding, check_same_dtype, conv_output_size, nonnegative_pair,
-                            normalize_name, pair, padding_sides, positive_pair, to_tensor)
+from striate.checks import (
+    check_axis,
+    check_conv,
+    check_float,
+    check_int,
+    check_ndim,
+    check_number,
+    check_padding,
+    check_same_dtype,
+    conv_output_size,
+    nonnegative_pair,
+    normalize_name,
+    padding_sides,
+    pair,
+    positive_pair,
+    to_tensor,
+)
 
 
 def f32(*shape):

@@ -23,8 +23,8 @@ from PIL import Image
 import striate as st
 from striate import models
 from striate.cli import main
-from striate.train import RECIPES
 from striate.data import write_idx
+from striate.train import RECIPES
 
 REPO = Path(__file__).resolve().parents[1]
 

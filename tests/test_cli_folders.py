@@ -15,7 +15,6 @@ from PIL import Image
 import striate as st
 from striate.cli import main
 from striate.data import ImageFolder, prepare_image
-
 from tests.data.test_folders import make_folder
 
 

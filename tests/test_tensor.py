@@ -12,7 +12,8 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as hst
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 from hypothesis.extra import numpy as hnp
 
 import striate as st

@@ -15,10 +15,26 @@ import numpy as np
 
 # The recipes, the optimizer, the data's preparation and the run folder are the training
 # package's (striate.train); the command line adds its options and messages.
-from ..train import (DATASET_NAMES, DEFAULT_DATASET, FALLBACK_RECIPE, IMAGE_MODELS, RECIPES, check_recipe,
-                     format_bytes, free_run_dir, image_preprocess, image_preprocess_config, load_run,
-                     make_optimizer, model_for_images, preprocess, preprocess_config, read_json, recipe_for,
-                     run_state)
+from ..train import (
+    DATASET_NAMES,
+    DEFAULT_DATASET,
+    FALLBACK_RECIPE,
+    IMAGE_MODELS,
+    RECIPES,
+    check_recipe,
+    format_bytes,
+    free_run_dir,
+    image_preprocess,
+    image_preprocess_config,
+    load_run,
+    make_optimizer,
+    model_for_images,
+    preprocess,
+    preprocess_config,
+    read_json,
+    recipe_for,
+    run_state,
+)
 from .common import RAW, CLIError, model_name, plural
 
 __all__ = ["add_commands", "cmd_train", "cmd_evaluate", "cmd_predict"]

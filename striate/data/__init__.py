@@ -7,16 +7,33 @@ and a resumable loader.
 ...                     transform=mnist_preprocess(pad_to=32))
 >>> for x, y in loader: ...                    # x (64, 1, 32, 32) float32, y (64,) int64   # doctest: +SKIP
 """
-from .idx import IDXError, ChecksumError, read_idx, write_idx, file_md5, check_md5
-from .datasets import (MNIST, FashionMNIST, DATASETS, DatasetNotFoundError, get_dataset, search_paths,
-                       cache_dir)
-from .transforms import (MNIST_MEAN, MNIST_STD, FASHION_MNIST_MEAN, FASHION_MNIST_STD, to_float, normalize, pad,
-                         pad_to, translate, random_translate, affine, random_affine, as_step, Compose, Lambda,
-                         Normalize, Pad, PadTo, RandomTranslate, RandomAffine)
-from .loader import DataLoader, mnist_preprocess, fashion_mnist_preprocess
-from .folders import (ImageFolder, FolderSubset, FolderError, prepare_image, resize_image, channel_stats,
-                      split_indices)
-from . import idx, datasets, transforms, loader, folders
+from . import datasets, folders, idx, loader, transforms
+from .datasets import DATASETS, MNIST, DatasetNotFoundError, FashionMNIST, cache_dir, get_dataset, search_paths
+from .folders import FolderError, FolderSubset, ImageFolder, channel_stats, prepare_image, resize_image, split_indices
+from .idx import ChecksumError, IDXError, check_md5, file_md5, read_idx, write_idx
+from .loader import DataLoader, fashion_mnist_preprocess, mnist_preprocess
+from .transforms import (
+                       FASHION_MNIST_MEAN,
+                       FASHION_MNIST_STD,
+                       MNIST_MEAN,
+                       MNIST_STD,
+                       Compose,
+                       Lambda,
+                       Normalize,
+                       Pad,
+                       PadTo,
+                       RandomAffine,
+                       RandomTranslate,
+                       affine,
+                       as_step,
+                       normalize,
+                       pad,
+                       pad_to,
+                       random_affine,
+                       random_translate,
+                       to_float,
+                       translate,
+)
 
 __all__ = [
     "IDXError", "ChecksumError", "read_idx", "write_idx", "file_md5", "check_md5",

@@ -55,8 +55,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -376,7 +376,7 @@ class ImageFolder:
             return x[0], int(y[0])
         return self.get_batch(np.arange(len(self))[index])
 
-    def subset(self, indices) -> "FolderSubset":
+    def subset(self, indices) -> FolderSubset:
         """The samples ``indices`` as a data set of their own, sharing this folder's cache."""
         return FolderSubset(self, indices)
 

@@ -28,8 +28,9 @@ import math
 import os
 import tempfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Union
 
 import numpy as np
 

@@ -17,13 +17,22 @@ would have seen, however many epochs or batches came before.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from ..random import get_rng
-from .transforms import (FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, Compose, Normalize, PadTo,
-                         as_step, to_float)
+from .transforms import (
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    MNIST_MEAN,
+    MNIST_STD,
+    Compose,
+    Normalize,
+    PadTo,
+    as_step,
+    to_float,
+)
 
 __all__ = ["DataLoader", "mnist_preprocess", "fashion_mnist_preprocess"]
 

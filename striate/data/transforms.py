@@ -17,7 +17,8 @@ called as ``step(x, rng)``, and :class:`Compose` runs several in order.
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Union
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -292,7 +293,7 @@ def random_affine(x, degrees: Range = 0.0, translate: Range | None = None, scale
 # steps and chaining
 
 
-Step = Callable[[np.ndarray, Optional[np.random.Generator]], np.ndarray]
+Step = Callable[[np.ndarray, np.random.Generator | None], np.ndarray]
 
 
 def as_step(fn: Callable) -> Step:

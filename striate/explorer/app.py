@@ -230,8 +230,8 @@ def create_app(run=None, static_dir=STATIC) -> Starlette:
                 "filters": bank}
 
     async def filters_of_sample(request):
-        from ..data.samples import load_sample, sample_names
         from ..data.images import to_grayscale
+        from ..data.samples import load_sample, sample_names
         name = request.query_params.get("sample", "grace-hopper")
         if name not in sample_names():
             raise compute.Refused(f"no sample {name!r}; there are: {', '.join(sample_names())}")

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -409,6 +409,7 @@ def to_png(image: np.ndarray, mode: str = "clip") -> bytes:
     the smallest value black, the largest white (an edge strength).
     """
     import io
+
     from PIL import Image
     a = np.asarray(image, dtype=np.float64)
     if mode == "signed":

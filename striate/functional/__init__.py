@@ -4,8 +4,14 @@ Every op takes Tensors (or arrays) and returns a Tensor; shapes are ``(N, C, H, 
 """
 # The modules are bound to private names first: ``dropout`` and ``linear`` are
 # also functions, and the star imports below rebind those names to them.
-from . import (activation as _activation, conv as _conv, dropout as _dropout, linear as _linear,
-               loss as _loss, norm as _norm, pool as _pool, shape as _shape)
+from . import activation as _activation
+from . import conv as _conv
+from . import dropout as _dropout
+from . import linear as _linear
+from . import loss as _loss
+from . import norm as _norm
+from . import pool as _pool
+from . import shape as _shape
 from .activation import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403

@@ -47,12 +47,21 @@ How the work is laid out, for speed (the arithmetic is the same whatever the lay
 """
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, Optional, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
-from ..checks import (IntPair, Padding, check_bias, check_conv, check_same_dtype, conv_output_size,
-                      nonnegative_pair, padding_sides, positive_pair)
+from ..checks import (
+    IntPair,
+    Padding,
+    check_bias,
+    check_conv,
+    check_same_dtype,
+    conv_output_size,
+    nonnegative_pair,
+    padding_sides,
+    positive_pair,
+)
 from ..tensor import Gradients, Tensor, TensorLike, array_module
 from . import winograd
 from ._workspace import scratch as _scratch
@@ -74,7 +83,7 @@ _SHORT_ROW = 16                # output rows shorter than this use batch last
 _CHUNK_BYTES = 1 << 21         # columns per chunk (measured best from 1 to 4 MiB)
 _MIN_COLUMNS = 2048            # batch last, the fewest columns a chunk's products should have
 
-_Grads = tuple[Optional[np.ndarray], Optional[np.ndarray]]     # (dx, dw), each None when not wanted
+_Grads = tuple[np.ndarray | None, np.ndarray | None]     # (dx, dw), each None when not wanted
 
 
 class _Geometry(NamedTuple):

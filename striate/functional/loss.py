@@ -7,7 +7,8 @@ M = N·d1·... rows, so one code path serves every layout.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt

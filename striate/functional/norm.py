@@ -7,7 +7,8 @@ neighbours across channels, at the same position (AlexNet, 2012).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -161,7 +162,7 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
     return Tensor.from_op(out, parents, backward, op)
 
 
-def layer_norm(x: TensorLike, normalized_shape: Union[int, Sequence[int]], weight: TensorLike | None = None,
+def layer_norm(x: TensorLike, normalized_shape: int | Sequence[int], weight: TensorLike | None = None,
                bias: TensorLike | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise each sample over its trailing axes ``normalized_shape``, then scale and shift.
 

@@ -34,7 +34,7 @@ picks that layout then.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -46,7 +46,7 @@ __all__ = [
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "global_avg_pool2d", "global_max_pool2d",
 ]
 
-OutputSize = Union[int, None, tuple[Optional[int], Optional[int]]]
+OutputSize = Union[int, None, tuple[int | None, int | None]]
 
 # Windows that tile the input and hold at least this many elements are reduced as
 # contiguous rows (one reduction call) instead of tap by tap (kh·kw ufunc calls).
@@ -269,7 +269,7 @@ def _extreme_pool(op: str, kind: str, x: TensorLike, kernel_size: IntPair, strid
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def max_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def max_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Maximum over each kh×kw window of each channel.
 
@@ -302,7 +302,7 @@ def max_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     return _extreme_pool("max_pool2d", "max", x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def min_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def min_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Minimum over each kh×kw window of each channel: the mirror of :func:`max_pool2d`.
 
@@ -346,9 +346,9 @@ def _avg_divisor(win: _Windows, count_include_pad: bool, divisor_override: int |
     return xp.asarray(divisor, dtype=dtype)
 
 
-def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: Optional[int] = None) -> Tensor:
+               divisor_override: int | None = None) -> Tensor:
     """Mean over each kh×kw window of each channel (PyTorch's ``avg_pool2d``).
 
     The textbook version, forward and backward in a screenful:
@@ -382,7 +382,7 @@ def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None,
                padding: IntPair = 0) -> Tensor:
     """Sum over each kh×kw window of each channel (zero padding, at most ``kernel_size // 2``).
 
@@ -415,7 +415,7 @@ def check_norm_type(p: object, op: str) -> float:
     return p
 
 
-def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: IntPair | None = None,
               padding: IntPair = 0) -> Tensor:
     """Power-average pooling: (Σ x^p)^(1/p) over each kh×kw window, like PyTorch's ``lp_pool2d``.
 
@@ -465,7 +465,7 @@ def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: Optional[In
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def l2_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def l2_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None,
               padding: IntPair = 0) -> Tensor:
     """L2 pooling, √(Σ x²) over each window: ``lp_pool2d`` with p = 2 (see there).
 

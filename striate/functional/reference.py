@@ -35,12 +35,11 @@ from __future__ import annotations
 
 import math
 from types import EllipsisType
-from typing import Optional
 
 import numpy as np
 
+from ..checks import IntPair, Padding, check_bias, check_conv, check_same_dtype, positive_pair
 from ..tensor import Gradients, Tensor, TensorLike, array_module
-from ..checks import (IntPair, Padding, check_bias, check_conv, check_same_dtype, positive_pair)
 from .conv import Algorithm, check_algorithm, conv_geometry, transpose_geometry
 from .pool import check_norm_type, pool_input, pool_windows
 
@@ -231,7 +230,7 @@ def _pool_args(op: str, x: TensorLike, kernel_size: IntPair, stride: IntPair | N
     return x, ((kh, kw), (sh, sw), (ph, bottom, pw, right), (dh, dw))
 
 
-def max_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def max_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Maximum over each window: out[n, c, oh, ow] = max_{i, j} cols[n, c, i, j, oh, ow].
 
@@ -247,7 +246,7 @@ def max_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     return _extreme_pool("max_pool2d", 1, x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def min_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def min_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor:
     """Minimum over each window: min x = −max(−x), forward and backward (see :func:`max_pool2d`).
 
@@ -277,9 +276,9 @@ def _extreme_pool(op: str, sign: int, x: TensorLike, kernel_size: IntPair, strid
     return Tensor.from_op(sign * out, (x,), backward, op)
 
 
-def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0,
+def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: Optional[int] = None) -> Tensor:
+               divisor_override: int | None = None) -> Tensor:
     """Mean over each window: out[n, c, oh, ow] = Σ_{i, j} cols[n, c, i, j, oh, ow] / divisor[oh, ow].
 
     Padding is zeros. The divisor is ``divisor_override`` if given, else the number of the
@@ -316,7 +315,7 @@ def avg_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None,
                padding: IntPair = 0) -> Tensor:
     """Sum over each window: out[n, c, oh, ow] = Σ_{i, j} cols[n, c, i, j, oh, ow] (zero padding).
 
@@ -336,7 +335,7 @@ def sum_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = 
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: IntPair | None = None,
               padding: IntPair = 0) -> Tensor:
     """Power-average pooling: out = S^(1/p) with S = Σ_{i, j} cols^p, per window (zero padding).
 
@@ -365,7 +364,7 @@ def lp_pool2d(x: TensorLike, p: float, kernel_size: IntPair, stride: Optional[In
     return Tensor.from_op(out, (x,), backward, op)
 
 
-def l2_pool2d(x: TensorLike, kernel_size: IntPair, stride: Optional[IntPair] = None,
+def l2_pool2d(x: TensorLike, kernel_size: IntPair, stride: IntPair | None = None,
               padding: IntPair = 0) -> Tensor:
     """L2 pooling, √(Σ x²) over each window: :func:`lp_pool2d` with p = 2."""
     return lp_pool2d(x, 2, kernel_size, stride, padding)

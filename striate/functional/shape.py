@@ -6,7 +6,7 @@ splitting; of flattening, reshaping.
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -169,7 +169,7 @@ def stack(xs: Sequence, axis: int = 0) -> Tensor:
     return Tensor.from_op(out, tuple(ts), backward, "stack")
 
 
-def split(x: TensorLike, sizes: Union[int, Sequence[int]], axis: int = 1) -> tuple[Tensor, ...]:
+def split(x: TensorLike, sizes: int | Sequence[int], axis: int = 1) -> tuple[Tensor, ...]:
     """Cut a tensor along ``axis`` into pieces, the inverse of :func:`concat`.
 
     Args:

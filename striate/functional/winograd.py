@@ -57,7 +57,8 @@ image) whose transformed tiles fit in the processor's cache, in reused workspace
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 

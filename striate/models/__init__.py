@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -112,9 +112,9 @@ def from_config(config: dict):
 # As in torchvision, the builder functions shadow the submodules of the same name
 # (``models.mlp`` is the function; ``from striate.models.mlp import MLP`` still works).
 from . import lenet  # noqa: E402
+from .alexnet import alexnet, alexnet_small  # noqa: E402
 from .lenet import lenet5, lenet5_modern  # noqa: E402
 from .mlp import mlp  # noqa: E402
-from .alexnet import alexnet, alexnet_small  # noqa: E402
 from .neocognitron import neocognitron  # noqa: E402
 
 __all__ += ["lenet5", "lenet5_modern", "mlp", "alexnet", "alexnet_small", "neocognitron"]

@@ -177,7 +177,7 @@ def _uniform(rng, shape, fan_in: int) -> np.ndarray:
 def _check_input(x, channels: int, size: int, model: str) -> Tensor:
     x = x if isinstance(x, Tensor) else Tensor(x)
     if x.ndim != 4 or x.shape[1:] != (channels, size, size):
-        hint = (f"; pad 28×28 digits by 2 pixels on each side (F.pad(x, 2))"
+        hint = ("; pad 28×28 digits by 2 pixels on each side (F.pad(x, 2))"
                 if x.ndim == 4 and x.shape[2:] == (28, 28) else "")
         raise ValueError(f"{model} expects input (N, {channels}, {size}, {size}), "
                          f"got {tuple(x.shape)}{hint}")

@@ -107,7 +107,7 @@ digits|mnist|planes`` runs them.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -9,8 +9,18 @@ from .dropout import Dropout, Dropout2d
 from .linear import Identity, Linear
 from .module import Module, ModuleList, Parameter, Sequential
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, LocalResponseNorm
-from .pool import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvgPool2d, GlobalMaxPool2d,
-                   L2Pool2d, LPPool2d, MaxPool2d, MinPool2d, SumPool2d)
+from .pool import (
+                   AdaptiveAvgPool2d,
+                   AdaptiveMaxPool2d,
+                   AvgPool2d,
+                   GlobalAvgPool2d,
+                   GlobalMaxPool2d,
+                   L2Pool2d,
+                   LPPool2d,
+                   MaxPool2d,
+                   MinPool2d,
+                   SumPool2d,
+)
 from .residual import Concat, Residual
 from .shape import ConstantPad2d, Flatten, Unflatten, ZeroPad2d
 

@@ -12,7 +12,8 @@ A module holds three kinds of state, registered automatically by assignment:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -110,11 +111,11 @@ class Module:
         else:
             setattr(self, name, value)
 
-    def add_module(self, name: str, module: "Module") -> None:
+    def add_module(self, name: str, module: Module) -> None:
         setattr(self, name, module)
 
     # -- traversal -----------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module and all sub-modules, depth first, each once."""
         seen: set[int] = set()
         stack = [(prefix, self)]
@@ -128,14 +129,14 @@ class Module:
             for child_name, child in reversed(children):
                 stack.append((f"{name}.{child_name}" if name else child_name, child))
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         yield from self._modules.items()
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         yield from self._modules.values()
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
@@ -167,13 +168,13 @@ class Module:
         return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # -- modes ---------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Training mode (dropout drops, batch norm uses batch statistics); returns self."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         """Evaluation mode; same as ``train(False)``."""
         return self.train(False)
 
@@ -182,13 +183,13 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
 
     # -- state ---------------------------------------------------------------
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Parameters and buffers by dotted name, as arrays (not copies).
 
         Module by module (its parameters, then its buffers, then its children),
@@ -259,7 +260,7 @@ class Module:
                 out = result
         return out
 
-    def register_forward_hook(self, hook: Callable[..., Any]) -> "HookHandle":
+    def register_forward_hook(self, hook: Callable[..., Any]) -> HookHandle:
         """Call ``hook(module, inputs, output)`` after every forward of this module.
 
         A hook that returns something other than None replaces the output.
@@ -300,7 +301,7 @@ class HookHandle:
     def remove(self) -> None:
         self._hooks.pop(self.id, None)
 
-    def __enter__(self) -> "HookHandle":
+    def __enter__(self) -> HookHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -310,7 +311,7 @@ class HookHandle:
 class _Container(Module):
     """What Sequential and ModuleList share: submodules in order, appended under the next number."""
 
-    def append(self, module: Module) -> "_Container":
+    def append(self, module: Module) -> _Container:
         """Add ``module`` at the end; returns the container itself (Sequential or ModuleList)."""
         self.add_module(str(len(self._modules)), module)
         return self

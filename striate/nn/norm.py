@@ -2,7 +2,7 @@
 layer norm, and local response normalisation."""
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -128,7 +128,7 @@ class LayerNorm(Module):
     Shape: (N, *normalized_shape) → the same.
     """
 
-    def __init__(self, normalized_shape: Union[int, Sequence[int]], eps: float = 1e-5,
+    def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True):
         super().__init__()
         if isinstance(normalized_shape, (int, np.integer)):

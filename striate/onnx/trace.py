@@ -293,13 +293,15 @@ def _recording(tracer: _Tracer):
         tracer.check_from_op(parents, op)
         return original_from_op.__func__(cls, data, parents, backward, op)
 
-    setattr(Module, "__call__", call)                # patched on the classes, like the functions above
-    setattr(Tensor, "from_op", classmethod(from_op))
+    # Patched on the classes, like the functions above; setattr, since a method is not assignable
+    # for the type checker (hence B010 is silenced on these four lines).
+    setattr(Module, "__call__", call)  # noqa: B010
+    setattr(Tensor, "from_op", classmethod(from_op))  # noqa: B010
     try:
         yield
     finally:
-        setattr(Tensor, "from_op", original_from_op)
-        setattr(Module, "__call__", original_call)
+        setattr(Tensor, "from_op", original_from_op)  # noqa: B010
+        setattr(Module, "__call__", original_call)  # noqa: B010
         for module, name, fn in reversed(patched):
             setattr(module, name, fn)
 

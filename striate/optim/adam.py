@@ -12,7 +12,8 @@ For each parameter p with gradient g, at step t = 1, 2, ... (PyTorch's algorithm
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..checks import check_int, check_number
 from .optimizer import Optimizer

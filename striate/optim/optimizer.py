@@ -9,7 +9,8 @@ graph; subclasses write the update for one parameter in ``_update``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -10,7 +10,8 @@ For each parameter p with gradient g (PyTorch's algorithm, step for step)::
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

@@ -12,15 +12,37 @@ run uses checkpoint and recipe; loop uses all of them.
 
 >>> from striate.train import fit, load_run
 """
-from .memory import NotEnoughMemory, available_memory, check_memory, estimate_memory, format_bytes
 from .checkpoint import load_checkpoint, loader_identity, save_checkpoint
-from .recipe import (DATASET_NAMES, DEFAULT_DATASET, FALLBACK_RECIPE, IMAGE_MODELS, RECIPES, check_recipe,
-                     image_preprocess, image_preprocess_config, make_optimizer, model_for_images, preprocess,
-                     preprocess_config, recipe_for)
-from .run import (CHECKPOINT, CONFIG, FINAL_WEIGHTS, METRICS, Run, RunError, RunWriter, free_run_dir, load_run,
-                  read_json, run_state)
-from .loop import (EpochStats, TrainingDiverged, TrainingInterrupted, current_lr, evaluate, fit, train_epoch,
-                   train_step)
+from .loop import EpochStats, TrainingDiverged, TrainingInterrupted, current_lr, evaluate, fit, train_epoch, train_step
+from .memory import NotEnoughMemory, available_memory, check_memory, estimate_memory, format_bytes
+from .recipe import (
+                     DATASET_NAMES,
+                     DEFAULT_DATASET,
+                     FALLBACK_RECIPE,
+                     IMAGE_MODELS,
+                     RECIPES,
+                     check_recipe,
+                     image_preprocess,
+                     image_preprocess_config,
+                     make_optimizer,
+                     model_for_images,
+                     preprocess,
+                     preprocess_config,
+                     recipe_for,
+)
+from .run import (
+                     CHECKPOINT,
+                     CONFIG,
+                     FINAL_WEIGHTS,
+                     METRICS,
+                     Run,
+                     RunError,
+                     RunWriter,
+                     free_run_dir,
+                     load_run,
+                     read_json,
+                     run_state,
+)
 
 __all__ = [
     # the loop

@@ -21,8 +21,17 @@ from __future__ import annotations
 import math
 
 from .. import models, optim
-from ..data import (FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, Compose, Normalize,
-                    RandomTranslate, fashion_mnist_preprocess, mnist_preprocess)
+from ..data import (
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    MNIST_MEAN,
+    MNIST_STD,
+    Compose,
+    Normalize,
+    RandomTranslate,
+    fashion_mnist_preprocess,
+    mnist_preprocess,
+)
 
 __all__ = ["RECIPES", "DEFAULT_DATASET", "FALLBACK_RECIPE", "DATASET_NAMES", "recipe_for", "check_recipe",
            "make_optimizer", "preprocess", "preprocess_config", "image_preprocess", "image_preprocess_config",

@@ -13,8 +13,8 @@ to what it holds, and no label can overlap another.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -14,8 +14,8 @@ Feature maps share one scale per layer, with a colour bar for each.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

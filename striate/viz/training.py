@@ -1,7 +1,7 @@
 """Training curves and the confusion matrix."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from striate.data import (DataLoader, FolderError, ImageFolder, channel_stats, prepare_image, resize_image,
-                          split_indices)
+from striate.data import DataLoader, FolderError, ImageFolder, channel_stats, prepare_image, resize_image, split_indices
 from striate.data.images import ImageError
 
 FORMATS = (("png", "PNG"), ("jpg", "JPEG"), ("bmp", "BMP"), ("gif", "GIF"), ("webp", "WEBP"))

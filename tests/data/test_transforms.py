@@ -3,9 +3,24 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from striate.data.transforms import (Compose, Lambda, Normalize, Pad, PadTo, RandomAffine, RandomTranslate, affine,
-                                     as_step, normalize, pad, pad_to, random_affine, random_translate, to_float,
-                                     translate)
+from striate.data.transforms import (
+    Compose,
+    Lambda,
+    Normalize,
+    Pad,
+    PadTo,
+    RandomAffine,
+    RandomTranslate,
+    affine,
+    as_step,
+    normalize,
+    pad,
+    pad_to,
+    random_affine,
+    random_translate,
+    to_float,
+    translate,
+)
 
 
 def test_to_float(rng):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from striate import cli, experiments
-from striate.data import DatasetNotFoundError, FashionMNIST, MNIST
+from striate.data import MNIST, DatasetNotFoundError, FashionMNIST
 from striate.experiments import _runner
 from striate.experiments._nets import POOLS, small_cnn
 from striate.tensor import Tensor, no_grad
@@ -186,8 +186,8 @@ def test_fcn_runs_on_any_size_and_canvases_place_digits(rng):
 
 
 def test_layer_counts_match_built_layers():
-    from striate.experiments.params import layer_counts
     from striate import nn
+    from striate.experiments.params import layer_counts
     c = layer_counts(32, 32, 3, 6, 5, 1)
     assert c["output"] == (6, 28, 28)
     assert c["conv"] == nn.Conv2d(3, 6, 5, rng=0).num_parameters()

@@ -10,8 +10,17 @@ import pytest
 import striate as st
 import striate.models as models
 from striate.cli import main
-from striate.experiments.neocognitron import (deform, digit_patterns, linear_accuracy, load_organised,
-                                              nearest_mean_accuracy, run_digits, run_mnist, shift, shrink)
+from striate.experiments.neocognitron import (
+    deform,
+    digit_patterns,
+    linear_accuracy,
+    load_organised,
+    nearest_mean_accuracy,
+    run_digits,
+    run_mnist,
+    shift,
+    shrink,
+)
 
 
 def test_the_papers_digit_experiment():

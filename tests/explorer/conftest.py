@@ -74,6 +74,7 @@ class Server:
 
     def __init__(self, app):
         import socket
+
         import uvicorn
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))

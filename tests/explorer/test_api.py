@@ -178,6 +178,7 @@ def test_without_a_run_the_page_still_explains_convolution():
 def test_a_run_still_training_is_reloaded_when_its_weights_change(trained_run, tmp_path):
     """The page polls /api/run; a new checkpoint on disk is picked up by the next request."""
     import shutil
+
     from starlette.testclient import TestClient
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

@@ -3,7 +3,6 @@ package, and 32 requests at once. After each, it keeps serving."""
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import shutil
 import struct
@@ -214,8 +213,8 @@ def test_32_concurrent_requests_are_all_answered_with_the_same_numbers(server):
 def test_the_model_is_not_safe_without_the_lock(trained_run):
     """Why the lock is there: two forward passes interleaved on one model record each other's
     layers (the hooks are the model's own state), so the lock is not optional."""
-    from striate.explorer import compute
     from striate import load_run
+    from striate.explorer import compute
     run = load_run(trained_run)
     x = run.preprocess(np.zeros((1, 28, 28), np.float32))
     names = {id(m): n for n, m in run.model.named_modules()}

@@ -16,7 +16,7 @@ import striate as st
 import striate.functional as F
 import striate.models as models
 from striate import nn
-from striate.models.lenet import C3_CONNECTIONS, LeNet5, PartialConv2d, place_kernels, digit_bitmaps
+from striate.models.lenet import C3_CONNECTIONS, LeNet5, PartialConv2d, digit_bitmaps, place_kernels
 from tests.reference import as_float64, assert_close, check_torch, randn, sgd_losses, to_torch64
 
 PAPER_COUNTS = {"c1": 156, "s2": 12, "c3": 1516, "s4": 32, "c5": 48120, "f6": 10164, "output": 0}

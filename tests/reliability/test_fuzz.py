@@ -26,7 +26,6 @@ from PIL import Image
 
 import striate as st
 from striate import nn, optim
-from striate.data import write_idx
 from striate.data.idx import IDXError, read_idx
 from striate.data.images import ImageError, mnist_style
 from striate.serialization import CheckpointError

@@ -62,6 +62,7 @@ def evil_files(folder: Path, marker: Path) -> dict[str, Path]:
 def trap(monkeypatch):
     """Make every unpickling entry point fail the test if it is ever called."""
     import _pickle
+
     import torch
 
     def forbidden(*args, **kwargs):

@@ -16,14 +16,14 @@ import pytest
 
 import striate as st
 import striate.functional as F
+import striate.train.checkpoint as checkpoint_module
 import striate.train.loop as loop_module
 import striate.train.memory as memory_module
-import striate.train.checkpoint as checkpoint_module
 from striate import models, nn, optim
 from striate.cli import main
 from striate.data import write_idx
 from striate.serialization import atomic_write_bytes
-from striate.train import (CHECKPOINT, NotEnoughMemory, available_memory, estimate_memory, fit, load_checkpoint)
+from striate.train import CHECKPOINT, NotEnoughMemory, available_memory, estimate_memory, fit, load_checkpoint
 
 from .killable_run import build
 

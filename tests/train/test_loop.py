@@ -13,8 +13,7 @@ import striate.functional as F
 from striate import nn, optim
 from striate.data import DataLoader, RandomTranslate, mnist_preprocess
 from striate.optim.lr_scheduler import StepLR
-from striate.train import (CHECKPOINT, TrainingDiverged, TrainingInterrupted, evaluate, fit, load_checkpoint,
-                           train_step)
+from striate.train import CHECKPOINT, TrainingDiverged, TrainingInterrupted, evaluate, fit, load_checkpoint, train_step
 from tests.reliability.killable_run import toy_data
 
 SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"

@@ -3,10 +3,17 @@ import numpy as np
 import pytest
 
 from striate import models, optim
-from striate.data import (FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, DataLoader,
-                          RandomTranslate)
-from striate.train import (FALLBACK_RECIPE, RECIPES, check_recipe, format_bytes, make_optimizer, preprocess,
-                           preprocess_config, recipe_for)
+from striate.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD, DataLoader, RandomTranslate
+from striate.train import (
+    FALLBACK_RECIPE,
+    RECIPES,
+    check_recipe,
+    format_bytes,
+    make_optimizer,
+    preprocess,
+    preprocess_config,
+    recipe_for,
+)
 
 
 def test_every_recipe_names_a_model_and_passes_its_own_check():

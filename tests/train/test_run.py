@@ -17,10 +17,20 @@ from PIL import Image
 import striate as st
 from striate import models
 from striate.cli import main
-from striate.data import DATASETS, DataLoader, DatasetNotFoundError, FashionMNIST, MNIST
+from striate.data import DATASETS, MNIST, DataLoader, DatasetNotFoundError, FashionMNIST
 from striate.data.images import mnist_style
-from striate.train import (CHECKPOINT, CONFIG, FINAL_WEIGHTS, METRICS, Run, RunError, free_run_dir, load_run,
-                           preprocess, run_state)
+from striate.train import (
+    CHECKPOINT,
+    CONFIG,
+    FINAL_WEIGHTS,
+    METRICS,
+    Run,
+    RunError,
+    free_run_dir,
+    load_run,
+    preprocess,
+    run_state,
+)
 
 # the models `striate train` refuses: their inputs cannot be made from 28×28 one-channel images
 REFUSED = {"alexnet": "3×227×227", "neocognitron": "1×16×16"}

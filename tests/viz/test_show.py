@@ -9,8 +9,14 @@ import striate.functional as F
 from striate import cli, models, optim
 from striate.data import DataLoader
 from striate.train import fit, preprocess
-from striate.viz.kernels import (LayerMaps, feature_maps, feature_maps_size, first_conv_weight, kernels_size,
-                                 plot_kernels)
+from striate.viz.kernels import (
+    LayerMaps,
+    feature_maps,
+    feature_maps_size,
+    first_conv_weight,
+    kernels_size,
+    plot_kernels,
+)
 
 
 def run_cli(argv) -> int:
