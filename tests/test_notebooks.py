@@ -43,6 +43,13 @@ def _execute(nb, cwd: Path, timeout: int = 600):
     return nb
 
 
+def test_there_is_a_notebook_per_part_of_the_chapter():
+    assert [p.stem for p in NOTEBOOKS] == [
+        "01-history", "02-convolution", "03-pooling", "04-weights", "05-activation-and-pooling-order",
+        "06-regularisation", "07-normalisation", "08-lenet5-end-to-end", "09-beyond-the-chain"]
+    assert [p.stem for p in SOLUTIONS] == [p.stem for p in NOTEBOOKS]     # every notebook has exercises
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_committed_without_outputs(path):
     nb = json.loads(path.read_text())
