@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -58,14 +59,26 @@ def test_committed_without_outputs(path):
             assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name}, cell {i} has outputs"
 
 
+# a private attribute or module (``obj._x``, ``striate.experiments._nets``) or a private name imported
+PRIVATE = re.compile(r"\._(?!_)\w+|\bimport\s+_\w+|\bimport\s+[^\n]*,\s*_\w+")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=[f"{p.parent.name}/{p.stem}" for p in NOTEBOOKS + SOLUTIONS])
+def test_uses_only_public_names(path):
+    if path.suffix == ".ipynb":
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    else:
+        code = path.read_text()
+    assert not PRIVATE.findall(code), f"{path.name} uses private names: {sorted(set(PRIVATE.findall(code)))}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_ends_with_exercises_and_uses_only_public_names(path):
-    nb = json.loads(path.read_text())
-    text = "\n".join("".join(c["source"]) for c in nb["cells"])
-    assert "## Exercises" in text, f"{path.name} has no exercises"
-    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-    for private in ("._", "import _", " _nets", " _runner", "_mpl"):
-        assert f"striate{private}" not in code and f"experiments.{private.strip()}" not in code
+def test_ends_with_exercises_and_their_check(path):
+    cells = json.loads(path.read_text())["cells"]
+    headings = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "## Exercises" in "".join(c["source"])]
+    assert headings, f"{path.name} has no exercises"
+    assert any("check" in "".join(c["source"]) for c in cells[headings[-1]:] if c["cell_type"] == "code"), \
+        f"{path.name}: no check cell after its exercises"
 
 
 def test_kernel_imports_this_checkout(tmp_path):
