@@ -26,12 +26,14 @@ LAYERS = {
     "tensor": 0, "random": 0,
     "checks": 1,
     "functional": 2, "gradcheck": 2,
-    "nn": 3, "summary": 3,          # summary beside nn: a module shows its table in a notebook
-    "optim": 4, "data": 4, "models": 4, "serialization": 4, "filters": 4, "viz": 4,
+    "nn": 3,
+    "optim": 4, "data": 4, "models": 4, "serialization": 4, "summary": 4, "filters": 4, "viz": 4,
     "train": 5,
     "experiments": 6, "explain": 6,
     "cli": 7,
 }
+
+LAYERS["summary"] = 3       # beside nn, which shows a module's summary table in a notebook
 
 
 def _modules() -> dict[str, Path]:
