@@ -33,7 +33,7 @@ import numpy as np
 
 from .tensor import Tensor, no_grad
 
-__all__ = ["summary", "ModelSummary", "SummaryRow"]
+__all__ = ["summary", "ModelSummary", "SummaryRow", "module_html"]
 
 
 @dataclass
@@ -56,6 +56,15 @@ class ModelSummary:
 
     def __str__(self) -> str:
         return _render(self)
+
+    def _repr_html_(self) -> str:
+        """The same table as HTML, for notebooks."""
+        batch = self.input_shape[0] if self.input_shape else None
+        rows = [(r.name, r.type, _show_shape(r.output_shape, batch), f"{r.params:,}") for r in self.rows]
+        foot = (f"Total params: {self.total_params:,} (trainable {self.trainable_params:,}, "
+                f"non-trainable {self.non_trainable_params:,})")
+        return _html_table(f"Input: {_show_shape(self.input_shape, batch)}",
+                           ("Layer", "Type", "Output shape", "Params"), rows, foot)
 
 
 def _shape_of(out):
@@ -92,9 +101,8 @@ def summary(model, input_shape, print_fn=print, dtype=np.float32) -> ModelSummar
         a :class:`ModelSummary` with one row per module call and the totals
         (parameters shared by several modules are counted once).
     """
-    from .nn.module import Module
-
-    if not isinstance(model, Module):
+    # what a Module has (checked by duck type: summary sits beside nn, which uses it for notebooks)
+    if not all(callable(getattr(model, a, None)) for a in ("modules", "named_modules", "register_forward_hook")):
         raise TypeError(f"summary expects a Module, got {type(model).__name__}")
     if isinstance(input_shape, int):
         input_shape = (input_shape,)
@@ -155,3 +163,40 @@ def _render(s: ModelSummary) -> str:
             f"Trainable params: {s.trainable_params:,}",
             f"Non-trainable params: {s.non_trainable_params:,}"]
     return "\n".join(out)
+
+
+def module_html(model) -> str:
+    """A module as notebooks show it: ``summary``'s table for ``model.input_shape`` (batch 1) when the
+    model has one; else (or when that forward fails) its layers, their settings and parameter counts."""
+    shape = getattr(model, "input_shape", None)
+    if shape:
+        try:
+            return summary(model, (1,) + tuple(shape), print_fn=None)._repr_html_()
+        except Exception:                # a model that cannot run on zeros of that shape: the table without shapes
+            pass
+    rows: list[tuple[str, str, str, str]] = []
+    counted: set[int] = set()                  # ids of parameters already listed (shared ones count once)
+    for name, m in model.named_modules():
+        own = [p for p in m._parameters.values() if p is not None]
+        if m._modules and not own:
+            continue
+        fresh = [p for p in own if id(p) not in counted]
+        counted.update(id(p) for p in fresh)
+        rows.append((name or type(m).__name__, type(m).__name__, m.extra_repr(), f"{sum(p.size for p in fresh):,}"))
+    total = sum(p.size for p in model.parameters())
+    return _html_table(type(model).__name__, ("Layer", "Type", "Settings", "Params"), rows,
+                       f"Total params: {total:,}")
+
+
+def _html_table(caption: str, head, rows, foot: str) -> str:
+    import html
+    right = len(head) - 1                                       # the parameter counts, right-aligned
+
+    def cells(tag, values):
+        return "".join(f"<{tag} style='text-align:{'right' if i == right else 'left'}'>{html.escape(str(v))}</{tag}>"
+                       for i, v in enumerate(values))
+    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in rows)
+    return (f"<table><caption style='text-align:left'>{html.escape(caption)}</caption>"
+            f"<thead><tr>{cells('th', head)}</tr></thead><tbody>{body}</tbody>"
+            f"<tfoot><tr><td colspan='{len(head)}' style='text-align:left'><b>{html.escape(foot)}</b></td></tr>"
+            f"</tfoot></table>")

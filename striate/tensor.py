@@ -247,6 +247,26 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.item()
 
+    def _repr_html_(self) -> str:
+        """How a notebook shows a tensor: shape, dtype and gradient state above its values
+        (a table for a matrix of up to 16×16 once leading 1-axes are dropped, NumPy's text otherwise)."""
+        import html
+        a = np.asarray(self.data)
+        facts = [f"shape {tuple(a.shape)}", str(a.dtype)]
+        if self.requires_grad:
+            facts.append("requires_grad" + (f", made by {self._op}" if self._op else ""))
+        if self.grad is not None:
+            facts.append("grad set")
+        head = f"<b>Tensor</b> <span style='color:gray'>{html.escape(', '.join(facts))}</span>"
+        m = a.reshape(a.shape[a.ndim - 2:]) if a.ndim >= 2 and a.size == a.shape[-2] * a.shape[-1] else a
+        if 1 <= m.ndim <= 2 and a.size and all(d <= 16 for d in m.shape):
+            rows = np.atleast_2d(m)
+            cell = "<td style='text-align:right;font-family:monospace;padding:1px 6px'>{}</td>"
+            body = "".join("<tr>" + "".join(cell.format(html.escape(f"{v:.4g}" if a.dtype.kind == "f" else str(v)))
+                                            for v in row) + "</tr>" for row in rows)
+            return f"{head}<table style='border-collapse:collapse'>{body}</table>"
+        return f"{head}<pre>{html.escape(np.array2string(a, separator=', ', threshold=200))}</pre>"
+
     def detach(self) -> Tensor:
         """The same data, cut from the graph (no gradient flows through it)."""
         return Tensor.from_op(self.data, (), None, "detach")

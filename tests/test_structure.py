@@ -33,6 +33,8 @@ LAYERS = {
     "cli": 7,
 }
 
+LAYERS["summary"] = 3       # beside nn, which shows a module's summary table in a notebook
+
 
 def _modules() -> dict[str, Path]:
     found = {}

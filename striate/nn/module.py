@@ -287,6 +287,12 @@ class Module:
         lines.append(")")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """How a notebook shows a module: ``st.summary``'s table for its ``input_shape`` (when it
+        has one; else the layers and their parameter counts)."""
+        from ..summary import module_html
+        return module_html(self)
+
 
 class HookHandle:
     """Returned by ``register_forward_hook``; ``remove()`` unregisters the hook."""

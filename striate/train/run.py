@@ -278,6 +278,23 @@ class Run:
         name = (self.config.get("model") or {}).get("name", "?")
         return f"Run({str(self.path)!r}, model={name!r}, dataset={self.dataset!r}, classes={len(self.classes)})"
 
+    def _repr_html_(self) -> str:
+        """How a notebook shows a run: what it is, its final test accuracy, and its curves.png."""
+        import base64
+        import html
+        name = (self.config.get("model") or {}).get("name", "?")
+        epochs = self.metrics.get("epochs") or []
+        acc = self.metrics.get("final_test_acc")
+        facts = [f"model {name}", f"data {self.dataset or '?'}", f"{len(epochs)} epoch{'s' * (len(epochs) != 1)}"]
+        if isinstance(acc, (int, float)):
+            facts.append(f"test accuracy {100 * acc:.2f}%")
+        out = f"<p><b>Run</b> {html.escape(str(self.path))}: {html.escape(', '.join(facts))}</p>"
+        folder = self.path if self.path.is_dir() else self.path.parent
+        if (folder / CURVES).is_file():
+            png = base64.b64encode((folder / CURVES).read_bytes()).decode("ascii")
+            out += f"<img src='data:image/png;base64,{png}' alt='training curves' style='max-width:720px'>"
+        return out
+
     @property
     def transform(self):
         """The run's test transform of float batches (B, C, H, W) in [0, 1]: what a test loader applies."""

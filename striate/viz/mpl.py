@@ -1,7 +1,13 @@
-"""matplotlib set up for files only (no display needed)."""
+"""matplotlib set up for files only (no display needed), unless a backend is already chosen."""
+import os
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg", force=False)
+# A notebook's inline backend (or one named in $MPLBACKEND) is kept: switching to Agg
+# there would stop every later figure of the notebook from showing.
+if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 
 __all__ = ["plt", "save"]
