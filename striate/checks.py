@@ -189,10 +189,11 @@ def check_padding(padding: Any, op: str,
     Example:
         >>> check_padding(2, "Conv2d"), check_padding("same", "Conv2d")
         ((2, 2), 'same')
-        >>> check_padding("same", "Conv2d", stride=(2, 2))
+        >>> check_padding("same", "Conv2d", stride=(2, 2))  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        ValueError: Conv2d: padding='same' needs stride 1 (a strided convolution cannot keep the input's size; give the padding as a number instead), got stride (2, 2)
+        ValueError: Conv2d: padding='same' needs stride 1 (a strided convolution cannot keep the input's size;
+        give the padding as a number instead), got stride (2, 2)
     """
     if isinstance(padding, str):
         if padding not in ("same", "valid"):

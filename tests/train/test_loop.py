@@ -1,4 +1,5 @@
-"""fit / evaluate / train_step: a real training run, the run folder, exact resumption (also after Ctrl-C), divergence."""
+"""fit / evaluate / train_step: a real training run, the run folder, exact resumption (also after Ctrl-C),
+divergence."""
 import json
 import os
 import signal
