@@ -8,8 +8,15 @@ import striate.onnx
 from .helpers import onnx, relative_error, session
 
 helper, TensorProto = onnx.helper, onnx.TensorProto
-i64 = lambda *v: np.array(v, dtype=np.int64)
-f32 = lambda *v: np.array(v, dtype=np.float32)
+
+
+def i64(*v):
+    return np.array(v, dtype=np.int64)
+
+
+def f32(*v):
+    return np.array(v, dtype=np.float32)
+
 
 # (id, op, opset, attributes, float input shapes, constant inputs after them (None: absent))
 CASES = [
