@@ -15,14 +15,14 @@ for the checks of a tensor (whose name is usually "input").
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 
 from .tensor import Tensor, as_tensor
 
-IntPair = Union[int, tuple[int, int]]
-Padding = Union[IntPair, Literal["same", "valid"]]
+IntPair = int | tuple[int, int]
+Padding = IntPair | Literal["same", "valid"]
 
 __all__ = ["IntPair", "Padding", "normalize_name", "check_int", "check_number", "check_axis",
            "pair", "positive_pair", "nonnegative_pair", "check_padding", "padding_sides",

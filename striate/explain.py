@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -46,7 +45,7 @@ from .functional import reference as R
 from .tensor import Tensor, no_grad
 from .viz.images import Matrix, Picture, Symbol, format_number, plot_rows, rows_size
 
-Item = Union[Matrix, Picture, Symbol]
+Item = Matrix | Picture | Symbol
 Row = tuple[str, list[Item]]          # a caption and the items drawn side by side under it
 
 __all__ = ["Explanation", "explain", "TOPICS", "DIGIT_ZERO", "POOL_INPUT", "format_matrix",
