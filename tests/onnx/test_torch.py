@@ -5,15 +5,14 @@ import warnings
 import numpy as np
 import pytest
 
-from .helpers import relative_error, session
-
-torch = pytest.importorskip("torch")
-
 import striate as st
 import striate.functional as F
 import striate.onnx
 from striate import optim
 
+from .helpers import relative_error, session
+
+torch = pytest.importorskip("torch")
 tnn = torch.nn
 
 
