@@ -62,7 +62,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     print(f"\n{'product':42} {'1 thread µs':>16} {'2 threads µs':>16}  2-thread speed-up (median)")
     print(f"{'':42} {'median  p90':>16} {'median  p90':>16}")
-    for batch, shapes in SHAPES.items():
+    for shapes in SHAPES.values():
         for label, sa, sb in shapes:
             a = rng.standard_normal(sa, dtype=np.float32)
             b = rng.standard_normal(sb, dtype=np.float32)

@@ -5,7 +5,8 @@ runs train steps, and prints each op's share of the step in CPU time of the call
 thread (``time.thread_time``: less disturbed by other processes than wall time; with
 more than one BLAS thread it misses the helpers' share of a GEMM, so profile with 1).
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_lenet.py [--batch 64] [--model lenet5-modern|lenet5|alexnet]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_lenet.py \\
+        [--batch 64] [--model lenet5-modern|lenet5|alexnet]
 """
 from __future__ import annotations
 

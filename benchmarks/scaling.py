@@ -6,7 +6,8 @@ body (conv 6@5×5, ReLU, max pool 2, conv 16@5×5, ReLU, max pool 2) on square i
 final map size). One train step is zero_grad, forward, cross-entropy, backward, SGD step;
 both libraries run side by side with the same weights and threads, interleaved.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/scaling.py [--threads 1] [--png benchmarks/scaling.png]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/scaling.py \\
+        [--threads 1] [--png benchmarks/scaling.png]
 """
 from __future__ import annotations
 

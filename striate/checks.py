@@ -15,14 +15,14 @@ for the checks of a tensor (whose name is usually "input").
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 
 from .tensor import Tensor, as_tensor
 
-IntPair = Union[int, tuple[int, int]]
-Padding = Union[IntPair, Literal["same", "valid"]]
+IntPair = int | tuple[int, int]
+Padding = IntPair | Literal["same", "valid"]
 
 __all__ = ["IntPair", "Padding", "normalize_name", "check_int", "check_number", "check_axis",
            "pair", "positive_pair", "nonnegative_pair", "check_padding", "padding_sides",
@@ -189,10 +189,11 @@ def check_padding(padding: Any, op: str,
     Example:
         >>> check_padding(2, "Conv2d"), check_padding("same", "Conv2d")
         ((2, 2), 'same')
-        >>> check_padding("same", "Conv2d", stride=(2, 2))
+        >>> check_padding("same", "Conv2d", stride=(2, 2))  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        ValueError: Conv2d: padding='same' needs stride 1 (a strided convolution cannot keep the input's size; give the padding as a number instead), got stride (2, 2)
+        ValueError: Conv2d: padding='same' needs stride 1 (a strided convolution cannot keep the input's size;
+        give the padding as a number instead), got stride (2, 2)
     """
     if isinstance(padding, str):
         if padding not in ("same", "valid"):

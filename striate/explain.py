@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -46,7 +45,7 @@ from .functional import reference as R
 from .tensor import Tensor, no_grad
 from .viz.images import Matrix, Picture, Symbol, format_number, plot_rows, rows_size
 
-Item = Union[Matrix, Picture, Symbol]
+Item = Matrix | Picture | Symbol
 Row = tuple[str, list[Item]]          # a caption and the items drawn side by side under it
 
 __all__ = ["Explanation", "explain", "TOPICS", "DIGIT_ZERO", "POOL_INPUT", "format_matrix",
@@ -384,7 +383,7 @@ def explain_pool(x=None, kernel_size: int = 2, stride: int | None = None) -> Exp
         raise ValueError(f"explain pool: the {k}×{k} window is larger than the {H}×{W} input")
     outputs: dict[str, np.ndarray] = {}
     grads: dict[str, np.ndarray] = {}
-    for name, short, op, _ in _POOLS:
+    for _, short, op, _ in _POOLS:
         t = Tensor(x[None, None], requires_grad=True, dtype=np.float64)
         out = op(t, k, s)
         out.backward(np.ones_like(out.data))               # an upstream gradient of 1 at every output
@@ -413,7 +412,7 @@ def explain_pool(x=None, kernel_size: int = 2, stride: int | None = None) -> Exp
                                  ["  "] * 4), "",
               "Backward: the gradient of the loss arrives at each pooled value (here 1 everywhere) and",
               "is sent back to the input values of its window:"]
-    for name, short, _, rule in _POOLS:
+    for name, _, _, rule in _POOLS:
         lines.append(f"  {name:8s} {rule}")
     if s < k:
         lines.append("  (windows overlap here: a value in several windows receives the sum of their shares)")

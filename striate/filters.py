@@ -71,7 +71,7 @@ puts them at the top and left: their correlations are ours moved by one pixel.
 from __future__ import annotations
 
 import math
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -84,7 +84,7 @@ __all__ = ["KERNELS", "DESCRIPTIONS", "SHORT_DESCRIPTIONS", "MAGNITUDES", "names
            "apply", "convolve"]
 
 Border = Literal["zeros", "reflect", "replicate"]
-KernelLike = Union[str, np.ndarray]
+KernelLike = str | np.ndarray
 
 # ---------------------------------------------------------------------------
 # the bank: exact values, written as the integers they are (scaled where needed)

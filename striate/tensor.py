@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ContextManager, Union, cast
+from typing import Any, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -64,7 +64,7 @@ def _set_grad_enabled(mode: bool) -> Iterator[None]:
         _grad_mode.enabled = previous
 
 
-def no_grad() -> ContextManager[None]:
+def no_grad() -> contextlib.AbstractContextManager[None]:
     """Context manager: ops inside record no graph (inference, optimizer steps).
 
     The previous mode is restored on exit, also when the body raises.
@@ -72,7 +72,7 @@ def no_grad() -> ContextManager[None]:
     return _set_grad_enabled(False)
 
 
-def enable_grad() -> ContextManager[None]:
+def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Context manager: turn graph recording back on inside a ``no_grad`` block."""
     return _set_grad_enabled(True)
 

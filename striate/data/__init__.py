@@ -7,7 +7,12 @@ and a resumable loader.
 ...                     transform=mnist_preprocess(pad_to=32))
 >>> for x, y in loader: ...                    # x (64, 1, 32, 32) float32, y (64,) int64   # doctest: +SKIP
 """
-from . import datasets, folders, idx, loader, transforms
+# the submodules, re-exported: ``striate.data.folders`` works after ``import striate.data``
+from . import datasets as datasets
+from . import folders as folders
+from . import idx as idx
+from . import loader as loader
+from . import transforms as transforms
 from .datasets import DATASETS, MNIST, DatasetNotFoundError, FashionMNIST, cache_dir, get_dataset, search_paths
 from .folders import FolderError, FolderSubset, ImageFolder, channel_stats, prepare_image, resize_image, split_indices
 from .idx import ChecksumError, IDXError, check_md5, file_md5, read_idx, write_idx

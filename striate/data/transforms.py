@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Union
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -35,7 +34,7 @@ __all__ = [
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
 
-Range = Union[float, tuple[float, float]]
+Range = float | tuple[float, float]
 
 
 def _as_nchw(x, op: str) -> tuple[np.ndarray, bool]:

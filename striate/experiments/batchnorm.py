@@ -128,9 +128,11 @@ def _finding(summary: dict, s: dict) -> str:
         text += ("With batch norm, in either place, the training loss ends lower at every learning rate and in "
                  "every seed, as the chapter says. ")
     elif helped:
-        text += f"Batch norm, in either place, ends with a lower training loss in every seed at lr {', '.join(map(str, helped))} only. "
+        text += ("Batch norm, in either place, ends with a lower training loss in every seed "
+                 f"at lr {', '.join(map(str, helped))} only. ")
     else:
-        text += "Batch norm does not consistently lower the training loss here, which contradicts the chapter at this budget. "
+        text += ("Batch norm does not consistently lower the training loss here, "
+                 "which contradicts the chapter at this budget. ")
     after = [lr for lr in s["lrs"] if below("after", "before", lr)]
     before = [lr for lr in s["lrs"] if below("before", "after", lr)]
     if len(after) == len(s["lrs"]):
@@ -140,7 +142,8 @@ def _finding(summary: dict, s: dict) -> str:
     else:
         text += ("Between the two placements there is no consistent winner: "
                  + "; ".join(f"at lr {lr} " + ("after is lower in every seed" if lr in after else
-                                               "before is lower in every seed" if lr in before else "the seeds disagree")
+                                               "before is lower in every seed" if lr in before else
+                                               "the seeds disagree")
                              for lr in s["lrs"]) + ".")
     return text
 

@@ -129,8 +129,8 @@ def run(ctx) -> Report:
         values = [x for x in values if x is not None]
         return float(np.mean(values)) if values else None
 
-    summary = {v: {**info[v], "first_layer_rms_at_init": first_rms[v], "test_acc": mean(v, "test_acc"), "low_contrast_acc": mean(v, "low_contrast_acc"),
-                   "steps_to_loss_1": mean(v, "steps_to_loss_1"),
+    summary = {v: {**info[v], "first_layer_rms_at_init": first_rms[v], "test_acc": mean(v, "test_acc"),
+                   "low_contrast_acc": mean(v, "low_contrast_acc"), "steps_to_loss_1": mean(v, "steps_to_loss_1"),
                    "test_acc_per_seed": [runs[f"{v}/{k}"]["test_acc"] for k in range(s["seeds"])]}
                for v in variants}
     columns = ["first layer", "input", "first-layer maps", "first-layer parameters", "total parameters",

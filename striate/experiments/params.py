@@ -170,8 +170,9 @@ def _finding(layers: list, models_: dict) -> str:
         text += f"LeNet-5 has exactly {models_['lenet5']['parameters']:,} trainable parameters"
         if "alexnet" in models_:
             a = models_["alexnet"]
-            text += (f" and AlexNet {a['parameters']:,}, as the chapter says; yet {a['dense'] / a['parameters']:.0%} of "
-                     f"AlexNet's are in its three dense layers, so the 'few parameters' of a CNN are true of its "
+            text += (f" and AlexNet {a['parameters']:,}, as the chapter says; "
+                     f"yet {a['dense'] / a['parameters']:.0%} of AlexNet's are in its three dense layers, "
+                     f"so the 'few parameters' of a CNN are true of its "
                      f"convolutions, not of the whole network. ")
         else:
             text += ". "

@@ -8,7 +8,7 @@ filters), ``state.py`` the run and the lock around its model; ``static/`` is the
 plain HTML, CSS and one small JavaScript module per view, no build step.
 
 >>> from striate.explorer import create_app
->>> app = create_app("runs/lenet5-modern-mnist")      # doctest: +SKIP  (an ASGI app for uvicorn)
+>>> app = create_app("runs/lenet5-modern-mnist")      # an ASGI app for uvicorn   # doctest: +SKIP
 """
 from .app import MAX_BODY, MAX_PIXELS, create_app
 from .state import Explorer, newest_finished_run

@@ -34,7 +34,7 @@ picks that layout then.
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +46,7 @@ __all__ = [
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "global_avg_pool2d", "global_max_pool2d",
 ]
 
-OutputSize = Union[int, None, tuple[int | None, int | None]]
+OutputSize = int | None | tuple[int | None, int | None]
 
 # Windows that tile the input and hold at least this many elements are reduced as
 # contiguous rows (one reduction call) instead of tap by tap (kh·kw ufunc calls).

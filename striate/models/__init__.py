@@ -111,7 +111,8 @@ def from_config(config: dict):
 # The builders register themselves on import; a new model file is added here.
 # As in torchvision, the builder functions shadow the submodules of the same name
 # (``models.mlp`` is the function; ``from striate.models.mlp import MLP`` still works).
-from . import lenet  # noqa: E402
+# ``models.lenet`` has no builder of that name: it is the module, re-exported.
+from . import lenet as lenet  # noqa: E402
 from .alexnet import alexnet, alexnet_small  # noqa: E402
 from .lenet import lenet5, lenet5_modern  # noqa: E402
 from .mlp import mlp  # noqa: E402

@@ -231,7 +231,7 @@ class Module:
             raise KeyError(f"load_state_dict for {type(self).__name__}: " + "; ".join(parts)
                            + " (is this checkpoint from another model?)")
         mismatched = []
-        for key, (module, name, target) in own.items():
+        for key, (_, _, target) in own.items():
             if key not in state:
                 continue
             value = state[key]
@@ -241,7 +241,7 @@ class Module:
         if mismatched:
             raise ValueError(f"load_state_dict for {type(self).__name__}: shape mismatch for "
                              + "; ".join(mismatched[:8]))
-        for key, (module, name, target) in own.items():
+        for key, (_, _, target) in own.items():
             if key in state:
                 value = state[key]
                 value = value.data if isinstance(value, Tensor) else np.asarray(value)

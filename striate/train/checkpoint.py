@@ -17,6 +17,7 @@ restoring is all or nothing (:func:`load_checkpoint`).
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable
 
@@ -104,7 +105,7 @@ def load_checkpoint(path, model, optimizer, scheduler, train_loader=None) -> tup
         generators = _layer_generators(model)
         for name, gen_state in meta["layer_rngs"].items():
             if name in generators:
-                _restore(path, lambda: setattr(generators[name].bit_generator, "state", gen_state),
+                _restore(path, functools.partial(setattr, generators[name].bit_generator, "state", gen_state),
                          f"the state of the random generator {name} is damaged")
     except BaseException:
         undo()

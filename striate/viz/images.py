@@ -426,7 +426,6 @@ def plot_rows(rows: Sequence[tuple[str, Sequence]], path, title: str = "", cell:
             fig.text(_MARGIN / W, (top - 0.05) / H, label, ha="left", va="top", fontsize=_HEAD_PT,
                      fontweight="bold", color="#222222")
         titles = max((_lines(i.title) for i in items if not isinstance(i, Symbol)), default=0)
-        captions = max((_lines(i.caption) for i in items if not isinstance(i, Symbol)), default=0)
         content_top = top - (_HEAD_H if label else 0) - titles * _TITLE_PT * 1.45 / 72 - 0.05
         content_h = max((_content_size(i, cell)[1] for i in items), default=0.0)
         middle = content_top - content_h / 2

@@ -236,11 +236,12 @@ def _layer_rows(n_maps: int) -> int:
 
 
 def _maps_inches(layers: Sequence[LayerMaps], with_probs: bool, n_classes: int) -> tuple[float, float]:
-    shown = [l for l in layers if l.maps.shape[1] * l.maps.shape[2] > 1]
+    shown = [layer for layer in layers if layer.maps.shape[1] * layer.maps.shape[2] > 1]
     grid_w = _MAPS_PER_ROW * (_MAP_IN + _MAP_GAP)
     left_w = max(_INPUT_IN, _PROBS_W if with_probs else 0) + 0.5
     width = 2 * _MARGIN + left_w + grid_w
-    body = sum(_LAYER_HEAD + _layer_rows(l.maps.shape[0]) * (_MAP_IN + _MAP_GAP) + _LAYER_BAR for l in shown)
+    body = sum(_LAYER_HEAD + _layer_rows(layer.maps.shape[0]) * (_MAP_IN + _MAP_GAP) + _LAYER_BAR
+               for layer in shown)
     left_h = _INPUT_IN + 0.5 + ((0.6 + 0.22 * n_classes) if with_probs else 0)
     return width, 2 * _MARGIN + _TITLE_H + max(body, left_h)
 

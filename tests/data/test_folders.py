@@ -197,7 +197,7 @@ def test_loader_batches_match_the_array_loader_and_resume(tmp_path):
     images, labels = ds.get_batch(np.arange(len(ds)))
     lazy = DataLoader(ds, batch_size=5, shuffle=True, seed=11)
     eager = DataLoader((images, labels), batch_size=5, shuffle=True, seed=11)
-    for epoch in range(2):
+    for _epoch in range(2):
         for (a, ya), (b, yb) in zip(lazy, eager):
             assert np.array_equal(a, b) and np.array_equal(ya, yb)
     assert lazy.sample_shape() == (3, 10, 10) and lazy.num_samples == 24

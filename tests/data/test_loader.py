@@ -120,7 +120,7 @@ def test_resume_mid_epoch_sees_identical_batches():
 def test_each_pass_is_an_epoch_and_a_left_pass_resumes_from_its_state():
     loader = DataLoader(Tiny(), batch_size=30, shuffle=True, seed=3)    # 4 batches
     epochs = [[ids(x) for x, _ in loader.iter_epoch(e)] for e in range(3)]
-    for i, (x, _) in enumerate(loader):                          # epoch 0, left after 2 batches
+    for i, _ in enumerate(loader):                               # epoch 0, left after 2 batches
         if i == 1:
             break
     state = loader.state_dict()
@@ -183,4 +183,5 @@ def test_real_mnist_epoch_is_fast():
     count = 0
     for x, y in loader:
         count += len(y)
-    assert count == 10000 and x.shape[1:] == (1, 32, 32) and x.dtype == np.float32
+        assert x.shape[1:] == (1, 32, 32) and x.dtype == np.float32
+    assert count == 10000

@@ -21,12 +21,12 @@ def one():
 def test_model_lists_every_layer_with_shape_and_parameters(client):
     m = client.get("/api/model").json()
     assert m["name"] == "lenet5-modern" and m["classes"] == [str(k) for k in range(10)]
-    assert [(l["name"], l["type"], l["output_shape"]) for l in m["layers"]] == [
+    assert [(layer["name"], layer["type"], layer["output_shape"]) for layer in m["layers"]] == [
         ("c1", "Conv2d", [6, 28, 28]), ("s2", "MaxPool2d", [6, 14, 14]), ("c3", "Conv2d", [16, 10, 10]),
         ("s4", "MaxPool2d", [16, 5, 5]), ("f5", "Linear", [120]), ("f6", "Linear", [84]), ("output", "Linear", [10])]
-    assert [l["parameters"] for l in m["layers"]] == [156, 0, 2416, 0, 48120, 10164, 850]
-    assert sum(l["parameters"] for l in m["layers"]) == m["parameters"] == 61706
-    assert [l["activation"] for l in m["layers"]][:4] == ["ReLU", "none", "ReLU", None]
+    assert [layer["parameters"] for layer in m["layers"]] == [156, 0, 2416, 0, 48120, 10164, 850]
+    assert sum(layer["parameters"] for layer in m["layers"]) == m["parameters"] == 61706
+    assert [layer["activation"] for layer in m["layers"]][:4] == ["ReLU", "none", "ReLU", None]
 
 
 @pytest.mark.parametrize("format", ["PNG", "JPEG"])
@@ -38,8 +38,8 @@ def test_forward_gives_the_probabilities_of_run_predict(client, trained_run, tmp
     answer = client.post("/api/forward", content=data).json()
     assert np.allclose(answer["probabilities"], expected, atol=2e-6)
     assert answer["predicted"] == int(np.argmax(expected)) and answer["class"] == str(int(np.argmax(expected)))
-    shapes = [l["output_shape"] for l in client.get("/api/model").json()["layers"]]
-    assert [l["shape"] for l in answer["layers"]] == shapes
+    shapes = [layer["output_shape"] for layer in client.get("/api/model").json()["layers"]]
+    assert [layer["shape"] for layer in answer["layers"]] == shapes
     assert np.asarray(answer["layers"][0]["values"]).shape == (6, 28, 28)
     assert answer["input"]["shape"] == [28, 28] and answer["model_input"]["shape"] == [1, 32, 32]
 
@@ -52,7 +52,7 @@ def test_a_drawn_one_is_read_as_one(client, one):
                                                   ("c3", 7, 4, 6), ("c3", 15, 9, 0)])
 def test_a_conv_unit_adds_up_to_the_value_forward_returns(client, one, layer, channel, y, x):
     u = client.post(f"/api/unit?layer={layer}&channel={channel}&y={y}&x={x}", content=one).json()
-    layers = {l["name"]: l for l in client.post("/api/forward", content=one).json()["layers"]}
+    layers = {entry["name"]: entry for entry in client.post("/api/forward", content=one).json()["layers"]}
     window, kernel, products = (np.asarray(u[k]) for k in ("window", "kernel", "products"))
     assert window.shape == kernel.shape == products.shape == ((1 if layer == "c1" else 6), 5, 5)
     assert np.allclose(window * kernel, products, atol=2e-6)
@@ -76,7 +76,7 @@ def test_a_pooling_unit_shows_the_five_poolings_of_its_window(client, one):
     assert r["sum"] == pytest.approx(window.sum(), abs=1e-5)
     assert r["average"] == pytest.approx(window.mean(), abs=1e-5)
     assert r["L2"] == pytest.approx(np.sqrt((window.astype(np.float64) ** 2).sum()), abs=1e-5)
-    layers = {l["name"]: l for l in client.post("/api/forward", content=one).json()["layers"]}
+    layers = {layer["name"]: layer for layer in client.post("/api/forward", content=one).json()["layers"]}
     assert u["value"] == pytest.approx(layers["s2"]["values"][3][6][7], abs=1e-6)
 
 

@@ -297,7 +297,10 @@ def test_conv2d_fused_matches_torch(layout, rng, fusion, x_shape, w_shape, strid
     x, w = randn(rng, *x_shape), randn(rng, *w_shape)
     maps = w_shape[0] * w_shape[1] if fusion == "concat" else w_shape[0]
     b = randn(rng, maps)
-    ours = lambda x, w, b=None: F.conv2d_fused(x, w, b, stride=stride, padding=padding, fusion=fusion)
+
+    def ours(x, w, b=None):
+        return F.conv2d_fused(x, w, b, stride=stride, padding=padding, fusion=fusion)
+
     check_torch(ours, torch_fused(fusion, stride, padding), [x, w, b])
     check_torch_frozen_input(ours, torch_fused(fusion, stride, padding), x, [w])
 

@@ -143,7 +143,8 @@ def test_loss_errors():
         F.cross_entropy(x, np.array([1.0, 2.0, 0.0, 3.0]))
     with pytest.raises(TypeError, match=r"got dtype float32.*Tensor\(y, dtype=np.int64\)"):
         F.cross_entropy(x, st.Tensor([1, 2, 0, 3]))
-    with pytest.raises(ValueError, match=r"target of shape \(4,\) for input \(4, 10\).*got \(5,\) \(batch sizes differ\)"):
+    with pytest.raises(ValueError,
+                       match=r"target of shape \(4,\) for input \(4, 10\).*got \(5,\) \(batch sizes differ\)"):
         F.cross_entropy(x, np.arange(5))
     with pytest.raises(ValueError, match=r"target of shape \(2, 3, 3\) for input \(2, 4, 3, 3\).*got \(2, 3\)"):
         F.cross_entropy(np.zeros((2, 4, 3, 3), np.float32), np.zeros((2, 3), np.int64))
@@ -155,7 +156,8 @@ def test_loss_errors():
         F.cross_entropy(x, np.arange(4), label_smoothing=1.5)
     with pytest.raises(ValueError, match=r"nll_loss: target 10 is out of range for C=10"):
         F.nll_loss(x, np.array([0, 1, 2, 10]))
-    with pytest.raises(ValueError, match=r"mse_loss expects input and target of the same shape, got \(4, 10\) and \(10,\)"):
+    with pytest.raises(ValueError,
+                       match=r"mse_loss expects input and target of the same shape, got \(4, 10\) and \(10,\)"):
         F.mse_loss(x, np.zeros(10, np.float32))
     with pytest.raises(TypeError, match="cross_entropy expects a float32 or float64 logits, got dtype int64"):
         F.cross_entropy(st.Tensor(np.zeros((4, 10)), dtype=np.int64), np.arange(4))

@@ -120,11 +120,14 @@ def test_batch_norm_constant_input_has_finite_gradients(rng):
 def test_batch_norm_errors():
     x = np.zeros((4, 3, 5, 5), np.float32)
     C3 = np.zeros(3, np.float32)
-    with pytest.raises(ValueError, match=r"batch_norm expects input \(N, C\), \(N, C, L\) or \(N, C, H, W\), got shape \(3,\)"):
+    with pytest.raises(ValueError,
+                       match=r"batch_norm expects input \(N, C\), \(N, C, L\) or \(N, C, H, W\), got shape \(3,\)"):
         F.batch_norm(C3, None, None)
-    with pytest.raises(ValueError, match=r"weight of shape \(3,\) \(one per channel of input \(4, 3, 5, 5\)\), got \(4,\)"):
+    with pytest.raises(ValueError,
+                       match=r"weight of shape \(3,\) \(one per channel of input \(4, 3, 5, 5\)\), got \(4,\)"):
         F.batch_norm(x, None, None, weight=np.ones(4, np.float32))
-    with pytest.raises(ValueError, match=r"running_var as floats of shape \(3,\) \(one per channel\), got float32 \(5,\)"):
+    with pytest.raises(ValueError,
+                       match=r"running_var as floats of shape \(3,\) \(one per channel\), got float32 \(5,\)"):
         F.batch_norm(x, C3, np.ones(5, np.float32))
     with pytest.raises(ValueError, match="running_mean and running_var both given or both None"):
         F.batch_norm(x, C3, None)
@@ -189,7 +192,8 @@ def test_lrn_alexnet_form(rng):
 
 def test_lrn_keeps_dtype_and_errors():
     assert F.local_response_norm(np.ones((1, 3, 2), np.float64), 2).dtype == np.float64
-    with pytest.raises(ValueError, match=r"local_response_norm expects input \(N, C, L\) or \(N, C, H, W\), got shape \(4, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"local_response_norm expects input \(N, C, L\) or \(N, C, H, W\), got shape \(4, 3\)"):
         F.local_response_norm(np.ones((4, 3), np.float32), 3)
     with pytest.raises(ValueError, match="size must be a positive int"):
         F.local_response_norm(np.ones((1, 3, 2), np.float32), 0)

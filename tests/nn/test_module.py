@@ -22,7 +22,7 @@ def torch_lenet_like():
 def test_state_dict_names_and_order_match_torch():
     ours, theirs = lenet_like(0), torch_lenet_like()
     assert list(ours.state_dict()) == list(theirs.state_dict())
-    for (k, v), (tk, tv) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+    for (k, v), (_, tv) in zip(ours.state_dict().items(), theirs.state_dict().items()):
         assert v.shape == tuple(tv.shape), k
 
 

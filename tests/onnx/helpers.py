@@ -38,7 +38,8 @@ def trained_like(model, rng):
     """Non-default weights: every parameter redrawn at its own scale, batch norm statistics non-trivial."""
     for name, p in model.named_parameters():
         scale = float(np.abs(p.data).mean()) or 0.1
-        p.data[...] = (rng.standard_normal(p.shape) * scale + (0.5 if name.endswith("bn.weight") else 0)).astype(np.float32)
+        shift = 0.5 if name.endswith("bn.weight") else 0
+        p.data[...] = (rng.standard_normal(p.shape) * scale + shift).astype(np.float32)
     for m in model.modules():
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.running_mean is not None:
             m.running_mean[...] = rng.standard_normal(m.running_mean.shape).astype(np.float32) * 0.3

@@ -8,17 +8,26 @@ import striate.onnx
 from .helpers import onnx, relative_error, session
 
 helper, TensorProto = onnx.helper, onnx.TensorProto
-i64 = lambda *v: np.array(v, dtype=np.int64)
-f32 = lambda *v: np.array(v, dtype=np.float32)
+
+
+def i64(*v):
+    return np.array(v, dtype=np.int64)
+
+
+def f32(*v):
+    return np.array(v, dtype=np.float32)
+
 
 # (id, op, opset, attributes, float input shapes, constant inputs after them (None: absent))
 CASES = [
     ("conv-same-upper", "Conv", 13, dict(auto_pad="SAME_UPPER", strides=[2, 2]), [(2, 3, 7, 8), (4, 3, 3, 2)], []),
     ("conv-same-lower", "Conv", 13, dict(auto_pad="SAME_LOWER"), [(2, 3, 7, 8), (4, 3, 2, 2), (4,)], []),
-    ("conv-asymmetric", "Conv", 11, dict(pads=[0, 1, 2, 1], dilations=[2, 1], group=3), [(2, 3, 7, 8), (6, 1, 3, 3)], []),
+    ("conv-asymmetric", "Conv", 11, dict(pads=[0, 1, 2, 1], dilations=[2, 1], group=3),
+     [(2, 3, 7, 8), (6, 1, 3, 3)], []),
     ("conv-transpose-asym", "ConvTranspose", 13, dict(strides=[2, 2], pads=[1, 0, 0, 1], group=2),
      [(2, 4, 5, 6), (4, 3, 3, 3), (6,)], []),
-    ("maxpool-asymmetric", "MaxPool", 9, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1]), [(2, 3, 8, 9)], []),
+    ("maxpool-asymmetric", "MaxPool", 9, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1]),
+     [(2, 3, 8, 9)], []),
     ("maxpool-ceil-dilated", "MaxPool", 13, dict(kernel_shape=[2, 3], strides=[2, 2], dilations=[2, 1], ceil_mode=1),
      [(2, 3, 9, 9)], []),
     ("avgpool-exclude-asym", "AveragePool", 13, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1]),

@@ -31,7 +31,8 @@ LAYERS = [
     ("conv-same-dilated", lambda: nn.Conv2d(4, 6, (3, 4), padding="same", dilation=2), (2, 4, 9, 10)),
     ("conv-groups", lambda: nn.Conv2d(4, 8, 3, groups=2, bias=False), (2, 4, 7, 9)),
     ("conv-depthwise", lambda: nn.Conv2d(4, 4, 3, groups=4, padding=1), (2, 4, 7, 7)),
-    ("conv-transpose", lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2), (2, 4, 5, 6)),
+    ("conv-transpose", lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+     (2, 4, 5, 6)),
     ("fused-sum", lambda: nn.FusedConv2d(3, 4, 3, padding=1, fusion="sum"), (2, 3, 7, 7)),
     ("fused-concat", lambda: nn.FusedConv2d(3, 4, 3, stride=2, fusion="concat"), (2, 3, 9, 9)),
     ("fused-product", lambda: nn.FusedConv2d(3, 4, 3, fusion="product"), (2, 3, 7, 8)),
@@ -70,7 +71,8 @@ LAYERS = [
     ("residual-shortcut", lambda: nn.Residual(nn.Conv2d(3, 5, 3, padding=1), nn.Conv2d(3, 5, 1)), (2, 3, 6, 6)),
     ("concat", lambda: nn.Concat(nn.Conv2d(3, 2, 1), nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()),
                                  nn.MaxPool2d(3, 1, 1)), (2, 3, 6, 7)),
-    ("arithmetic", lambda: Lambda(lambda x: (-x * 2 + 1) / (x.abs() + 1.0) - (x ** 2).exp() * 0.1 + 2 ** x), (2, 3, 4, 5)),
+    ("arithmetic", lambda: Lambda(lambda x: (-x * 2 + 1) / (x.abs() + 1.0) - (x ** 2).exp() * 0.1 + 2 ** x),
+     (2, 3, 4, 5)),
     ("reductions", lambda: Lambda(lambda x: x.sum(axis=1, keepdims=True) + x.mean(axis=(2, 3), keepdims=True)
                                   - x.max(axis=1, keepdims=True)), (2, 3, 4, 5)),
     ("reshape-transpose", lambda: Lambda(lambda x: x.reshape(x.shape[0], 3, -1).transpose(0, 2, 1) @

@@ -5,15 +5,14 @@ import warnings
 import numpy as np
 import pytest
 
-from .helpers import relative_error, session
-
-torch = pytest.importorskip("torch")
-
 import striate as st
 import striate.functional as F
 import striate.onnx
 from striate import optim
 
+from .helpers import relative_error, session
+
+torch = pytest.importorskip("torch")
 tnn = torch.nn
 
 
@@ -64,7 +63,8 @@ def _nets():
             tnn.Conv2d(3, 8, 3, padding=1), tnn.BatchNorm2d(8), tnn.ReLU(), tnn.MaxPool2d(2),
             tnn.Conv2d(8, 8, 3, stride=2, padding=1), tnn.LeakyReLU(0.1),
             tnn.AvgPool2d(3, 2, 1, count_include_pad=False), tnn.Flatten(), tnn.Linear(8 * 2 * 2, 10)),
-        "lrn": lambda: tnn.Sequential(tnn.Conv2d(3, 8, 5, padding=2), tnn.ReLU(), tnn.LocalResponseNorm(5, 1e-3, 0.75, 2.0),
+        "lrn": lambda: tnn.Sequential(tnn.Conv2d(3, 8, 5, padding=2), tnn.ReLU(),
+                                      tnn.LocalResponseNorm(5, 1e-3, 0.75, 2.0),
                                       tnn.MaxPool2d(3, 2), tnn.Flatten(), tnn.Linear(8 * 7 * 7, 10)),
         "lppool": lambda: tnn.Sequential(tnn.Conv2d(3, 6, 3), tnn.ReLU(), tnn.LPPool2d(2, 2), tnn.Flatten(),
                                          tnn.Linear(6 * 7 * 7, 10)),

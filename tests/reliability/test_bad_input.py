@@ -74,7 +74,8 @@ TABLE = [
      [((4, 5), r"expects input \(\.\.\., 3\) ending in normalized_shape \(3,\), got \(4, 5\)")]),
     ("LocalResponseNorm", nn.LocalResponseNorm(3), (2, 4, 4, 4), True,
      [((4,), r"expects input \(N, C, L\) or \(N, C, H, W\), got shape \(4,\)")]),
-    ("Dropout2d", nn.Dropout2d(0.5), (2, 3, 4, 4), True, [((2, 3), r"expects input \(N, C, H, W\), got shape \(2, 3\)")]),
+    ("Dropout2d", nn.Dropout2d(0.5), (2, 3, 4, 4), True,
+     [((2, 3), r"expects input \(N, C, H, W\), got shape \(2, 3\)")]),
     ("Dropout", nn.Dropout(0.5), (2, 3), True, []),
     ("ReLU", nn.ReLU(), (2, 3), True, []),
     ("LeakyReLU", nn.LeakyReLU(), (2, 3), True, []),
@@ -298,7 +299,8 @@ def test_a_gzip_bomb_is_not_inflated(tmp_path):
 def test_dimensions_far_beyond_the_file(tmp_path):
     path = tmp_path / "claims.idx"
     path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", 2 ** 32 - 1, 2 ** 32 - 1, 2 ** 32 - 1) + bytes(10))
-    with pytest.raises(IDXError, match=r"length does not match its header: expected \d+ bytes .* got 26 \(truncated\?\)"):
+    with pytest.raises(IDXError,
+                       match=r"length does not match its header: expected \d+ bytes .* got 26 \(truncated\?\)"):
         read_idx(path)
     path.write_bytes(gzip.compress(path.read_bytes()))
     with pytest.raises(IDXError, match=r"decompressed content length does not match its header"):

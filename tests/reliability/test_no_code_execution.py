@@ -76,7 +76,7 @@ def trap(monkeypatch):
 
 def test_pickles_in_every_form_are_refused_by_st_load(tmp_path, trap):
     marker = tmp_path / "pwned"
-    for kind, path in evil_files(tmp_path / "evil", marker).items():
+    for path in evil_files(tmp_path / "evil", marker).values():
         with pytest.raises(CheckpointError, match=re.escape(str(path)) + r": .*expected a safetensors checkpoint"):
             st.load(path)
     assert not marker.exists()

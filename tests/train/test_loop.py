@@ -1,4 +1,5 @@
-"""fit / evaluate / train_step: a real training run, the run folder, exact resumption (also after Ctrl-C), divergence."""
+"""fit / evaluate / train_step: a real training run, the run folder, exact resumption (also after Ctrl-C),
+divergence."""
 import json
 import os
 import signal
@@ -393,7 +394,7 @@ def test_transform_grads_runs_between_backward_and_the_step():
     plain, plain_loss = one_step(0.1)
     assert len(calls) == 1 and [p for p, _, _ in calls[0]] == list(model.parameters())
     start = [p.data for p in one_step(0.0)[0].parameters()]      # lr 0: the initial weights
-    for (p, grad, data), q, initial in zip(calls[0], plain.parameters(), start):
+    for (_, grad, data), q, initial in zip(calls[0], plain.parameters(), start):
         np.testing.assert_array_equal(data, initial)            # before the step
         np.testing.assert_array_equal(grad, q.grad)             # after backward: the gradient as computed
     # the step used the halved gradients: the same as a half learning rate

@@ -167,8 +167,9 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize("images, error, pattern", BAD_INPUT, ids=["32x32", "3 channels", "no batch axis", "int64", "bool", "no image", "empty list", "0-255 floats",
-                              "nan", "one path", "nested list"])
+@pytest.mark.parametrize("images, error, pattern", BAD_INPUT,
+                         ids=["32x32", "3 channels", "no batch axis", "int64", "bool", "no image", "empty list",
+                              "0-255 floats", "nan", "one path", "nested list"])
 def test_bad_input_to_predict_names_what_was_expected(mlp_run, images, error, pattern):
     for method in (mlp_run.predict, mlp_run.preprocess):
         with pytest.raises(error, match=pattern):

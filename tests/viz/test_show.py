@@ -75,8 +75,8 @@ def test_show_feature_maps_of_an_image(run, digit, capsys):
     assert "prediction: " in out
     x = np.zeros((1, 1, 32, 32), np.float32)
     layers, logits = feature_maps(model, x)
-    assert [(l.name, l.maps.shape) for l in layers] == [("c1", (6, 28, 28)), ("s2", (6, 14, 14)),
-                                                        ("c3", (16, 10, 10)), ("s4", (16, 5, 5))]
+    assert [(layer.name, layer.maps.shape) for layer in layers] == [("c1", (6, 28, 28)), ("s2", (6, 14, 14)),
+                                                                    ("c3", (16, 10, 10)), ("s4", (16, 5, 5))]
     assert logits.shape == (1, 10)
     with Image.open(folder / "feature-maps-seven.png") as img:
         assert img.size == feature_maps_size(layers, 10) and img.size[1] > 500
@@ -91,7 +91,7 @@ def test_show_reads_a_checkpoint_and_the_paper_model(tmp_path, digit, capsys):
     assert (tmp_path / "kernels.png").stat().st_size > 5_000
     assert (tmp_path / "feature-maps-seven.png").stat().st_size > 5_000
     layers, _ = feature_maps(model, np.zeros((1, 1, 32, 32), np.float32))
-    assert [l.name for l in layers] == ["c1", "s2", "c3", "s4", "c5"]      # c5's 1×1 maps are listed, not drawn
+    assert [layer.name for layer in layers] == ["c1", "s2", "c3", "s4", "c5"]      # c5's 1×1 maps are listed, not drawn
 
 
 def test_plot_kernels_for_colour_and_many_channels(tmp_path, rng):
