@@ -63,10 +63,12 @@ def test_committed_without_outputs(path):
 PRIVATE = re.compile(r"\._(?!_)\w+|\bimport\s+_\w+|\bimport\s+[^\n]*,\s*_\w+")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=[f"{p.parent.name}/{p.stem}" for p in NOTEBOOKS + SOLUTIONS])
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS,
+                         ids=[f"{p.parent.name}/{p.stem}" for p in NOTEBOOKS + SOLUTIONS])
 def test_uses_only_public_names(path):
     if path.suffix == ".ipynb":
-        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        cells = json.loads(path.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     else:
         code = path.read_text()
     assert not PRIVATE.findall(code), f"{path.name} uses private names: {sorted(set(PRIVATE.findall(code)))}"
@@ -75,7 +77,8 @@ def test_uses_only_public_names(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_ends_with_exercises_and_their_check(path):
     cells = json.loads(path.read_text())["cells"]
-    headings = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "## Exercises" in "".join(c["source"])]
+    headings = [i for i, c in enumerate(cells)
+                if c["cell_type"] == "markdown" and "## Exercises" in "".join(c["source"])]
     assert headings, f"{path.name} has no exercises"
     assert any("check" in "".join(c["source"]) for c in cells[headings[-1]:] if c["cell_type"] == "code"), \
         f"{path.name}: no check cell after its exercises"
