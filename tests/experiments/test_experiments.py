@@ -11,21 +11,9 @@ import pytest
 from PIL import Image
 
 from striate import cli, experiments
-from striate.data import MNIST, DatasetNotFoundError, FashionMNIST
 from striate.experiments import _runner
 from striate.experiments._nets import POOLS, small_cnn
 from striate.tensor import Tensor, no_grad
-
-
-@pytest.fixture(scope="module")
-def real_data():
-    """Skip unless both data sets are on disk (their test splits are what is checked; nothing is downloaded)."""
-    try:
-        for cls in (MNIST, FashionMNIST):
-            for train in (True, False):
-                cls(train=train, download=False)
-    except DatasetNotFoundError as exc:
-        pytest.skip(f"MNIST and Fashion-MNIST are not on disk: {str(exc).splitlines()[0]}")
 
 
 def _strict_json(path):

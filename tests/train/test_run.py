@@ -17,7 +17,7 @@ from PIL import Image
 import striate as st
 from striate import models
 from striate.cli import main
-from striate.data import DATASETS, MNIST, DataLoader, DatasetNotFoundError, FashionMNIST
+from striate.data import DATASETS, DataLoader
 from striate.data.images import mnist_style
 from striate.train import (
     CHECKPOINT,
@@ -38,14 +38,6 @@ TRAINABLE = [name for name in models.names() if name not in REFUSED]
 DATASET_NAMES = ("mnist", "fashion-mnist")
 
 
-@pytest.fixture(scope="module")
-def real_data():
-    try:
-        for cls in (MNIST, FashionMNIST):
-            for train in (True, False):
-                cls(train=train, download=False)
-    except DatasetNotFoundError as exc:
-        pytest.skip(f"MNIST and Fashion-MNIST are not on disk: {str(exc).splitlines()[0]}")
 
 
 def striate(*argv):
