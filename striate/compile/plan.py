@@ -34,7 +34,7 @@ from .. import functional as F
 from ..functional.conv import conv_geometry
 from ..nn.dropout import Dropout
 from ..nn.module import Module
-from ..onnx.trace import Graph, Value, trace, traced_functions
+from ..onnx.trace import Graph, TraceError, Value, trace, traced_functions
 from ..tensor import Tensor, as_tensor, no_grad
 from .steps import (AddStep, BatchNormStep, ConcatStep, ConvStep, EagerStep, LayoutStep, LinearStep, LRNStep,
                     PoolGeometry, PoolStep, Source, Step, UnaryStep, ViewStep, activation, fmt_bytes, to_layout)
@@ -85,7 +85,14 @@ class Plan:
         t0 = time.perf_counter()
         self.model = model
         self.shape, self.dtype = tuple(example.shape), example.data.dtype
-        self.graph: Graph = trace(model, example)
+        self.eager_only = ""
+        try:
+            self.graph: Graph = trace(model, example)
+        except TraceError as exc:               # a forward the tracer cannot record: run it as it is
+            self.eager_only = str(exc)
+            self.steps, self.notes = [], []
+            self.plan_seconds = time.perf_counter() - t0
+            return
         self.functions = {op: getattr(module, attr) for module, attr, op in traced_functions()}
         self.owners = dict(model.named_modules())
         self.sources: dict[int, Source] = {}
@@ -419,6 +426,8 @@ class Plan:
 
     # -- running -------------------------------------------------------------------
     def run(self, x: np.ndarray):
+        if self.eager_only:
+            return self._run_eager(x)
         env: list[Any] = [None] * self.n_slots
         env[self.input_slot] = x
         with no_grad():
@@ -428,11 +437,24 @@ class Plan:
                        else env[slot].dtype) for slot, layout in self.output_slots]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
+    def _run_eager(self, x: np.ndarray):
+        modes = [(m, m.training) for m in self.model.modules()]
+        try:
+            self.model.eval()
+            with no_grad():
+                return self.model(Tensor(x, dtype=x.dtype))
+        finally:
+            for m, mode in modes:
+                object.__setattr__(m, "training", mode)
+
     # -- reading -------------------------------------------------------------------
     def buffer_bytes(self) -> int:
         return sum(s.buffer_bytes() for s in self.steps)
 
     def describe(self) -> str:
+        if self.eager_only:
+            return (f"plan for input {self.shape} {self.dtype}: the whole forward in eager mode "
+                    f"(under no_grad, in evaluation mode), since it cannot be traced: {self.eager_only}")
         lines = [f"plan for input {self.shape} {self.dtype}: {len(self.steps)} steps from "
                  f"{len(self.graph.records)} traced ops, buffers {fmt_bytes(self.buffer_bytes())}, "
                  f"planned in {self.plan_seconds * 1e3:.0f} ms"]
