@@ -88,7 +88,9 @@ class Plan:
         self.eager_only = ""
         try:
             self.graph: Graph = trace(model, example)
-        except TraceError as exc:               # a forward the tracer cannot record: run it as it is
+        except (TraceError, ValueError) as exc:     # a forward the tracer cannot record: run it as it is
+            if not isinstance(exc, TraceError) and not isinstance(exc.__cause__, TraceError):
+                raise
             self.eager_only = str(exc)
             self.steps, self.notes = [], []
             self.plan_seconds = time.perf_counter() - t0
