@@ -363,6 +363,18 @@ class Plan:
         self._add(step)
         return True
 
+    def _plan_reshape(self, i, rec) -> bool:
+        """reshape (N, C, H, W) -> (N, C·H·W) is flatten (what an imported graph has)."""
+        x, out = rec.args["a"], rec.outputs[0]
+        if not _traced(x) or len(x.shape) != 4 or self.layout[id(x)] != "CHWN" or \
+                tuple(out.shape) != (x.shape[0], int(np.prod(x.shape[1:]))):
+            return False
+        step = ViewStep([self._slot(x)], -1, "CN", (out.shape[1], out.shape[0]))
+        step.output = self._new_slot(out, "CN")
+        step.modules = [rec.module]
+        self._add(step)
+        return True
+
     def _plan_unary(self, i, rec) -> bool:
         x = rec.args["x"]
         fn = activation(rec.op, rec.args)
