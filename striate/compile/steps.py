@@ -288,29 +288,41 @@ class ConvStep(Step):
         return sorted(sizes)
 
     def set_block(self, n: int, algorithm: str = "gemm") -> None:
-        """Allocate the per-block buffers for blocks of ``n`` images."""
-        for name in ("padded", "cols", "conv out", "pool rows", "nchw in", "nchw out"):
-            self.buffers.pop(name, None)
+        """Allocate the per-block buffers for blocks of ``n`` images (and for the shorter last
+        block when ``n`` does not divide the batch)."""
+        for name in list(self.buffers):
+            if name not in ("out", "folded weight", "shift"):
+                del self.buffers[name]
         self.n, self.algorithm = n, algorithm
+        N, C, H, W = self.x_shape
+        self.blocks: dict[int, dict] = {}
+        if algorithm == "eager":
+            self.n = N
+            if self.in_layout != "std":
+                self.buffer("nchw in", (N, C, H, W), self.dtype)
+            self.blocks[N] = {"y": self.buffer("conv out", (self.K, *self.geo.out_size, N), self.dtype)}
+            if self.pool:
+                self.blocks[N]["rows"] = self.buffer(
+                    "pool rows", (self.K, self.pool.out_hw[0], self.geo.out_size[1], N), self.dtype)
+            return
+        self.blocks[n] = self._block_buffers(n, "")
+        if N % n:
+            self.blocks[N % n] = self._block_buffers(N % n, f" (last block, {N % n})")
+
+    def _block_buffers(self, n: int, suffix: str) -> dict:
         N, C, H, W = self.x_shape
         (top, bottom, left, right) = self.geo.pads
         (kh, kw), (OH, OW) = self.geo.kernel, self.geo.out_size
         dt = self.dtype
-        if algorithm == "eager":
-            self.n = N
-            if self.in_layout != "std":
-                self.buffer("nchw in", (N, C, H, W), dt)
-            self.y = self.buffer("conv out", (self.K, OH, OW, N), dt)
-        else:
-            direct = self.in_layout == "CHWN" and n == N and not any(self.geo.pads)
-            self.padded = None if direct else self.buffer(
-                "padded", (C, H + top + bottom, W + left + right, n), dt, 0.0)   # border stays 0
-            self.cols = self.buffer("cols", (C, kh, kw, OH, OW, n), dt)
-            fused_into_out = self.pool is None and n == N
-            self.y = self.out if fused_into_out else self.buffer("conv out", (self.K, OH, OW, n), dt)
+        direct = self.in_layout == "CHWN" and n == N and not any(self.geo.pads)
+        block = {"padded": None if direct else self.buffer(
+            "padded" + suffix, (C, H + top + bottom, W + left + right, n), dt, 0.0)}  # the border stays 0
+        block["cols"] = self.buffer("cols" + suffix, (C, kh, kw, OH, OW, n), dt)
+        fused_into_out = self.pool is None and n == N
+        block["y"] = self.out if fused_into_out else self.buffer("conv out" + suffix, (self.K, OH, OW, n), dt)
         if self.pool:
-            Wp = OW + 2 * self.pool.padding[1]
-            self.pool_rows = self.buffer("pool rows", (self.K, self.pool.out_hw[0], Wp, self.n), dt)
+            block["rows"] = self.buffer("pool rows" + suffix, (self.K, self.pool.out_hw[0], OW, n), dt)
+        return block
 
     # -- weights ---------------------------------------------------------------
     def weights(self) -> tuple[np.ndarray, np.ndarray | None]:
@@ -343,45 +355,39 @@ class ConvStep(Step):
         N = self.x_shape[0]
         if self.algorithm == "eager":
             self._eager(x, w)
-            self._epilogue(self.y, self.out, shift)
+            self._epilogue(self.blocks[N], self.out, shift)
         else:
             for s in range(0, N, self.n):
                 e = min(s + self.n, N)
-                y = self._gemm_block(x, w, s, e)
-                self._epilogue(y, self.out[..., s:e], shift)
+                block = self.blocks[e - s]
+                self._gemm_block(x, w, s, e, block)
+                self._epilogue(block, self.out[..., s:e], shift)
         env[self.output] = self.out
 
-    def _block_input(self, x, s, e):
-        n = e - s
-        if self.padded is None:
+    def _block_input(self, x, s, e, padded):
+        if padded is None:
             return x
         top, _, left, _ = self.geo.pads
         _, C, H, W = self.x_shape
-        dst = self.padded[:, top:top + H, left:left + W, :n]
+        dst = padded[:, top:top + H, left:left + W]
         if self.in_layout == "std":
             dst[...] = x[s:e].transpose(1, 2, 3, 0)
         else:
             dst[...] = x[..., s:e]
-        return self.padded if n == self.n else np.ascontiguousarray(self.padded[..., :n])
+        return padded
 
-    def _gemm_block(self, x, w, s, e):
+    def _gemm_block(self, x, w, s, e, block):
         n = e - s
-        xp = self._block_input(x, s, e)
+        xp = self._block_input(x, s, e, block["padded"])
         (sh, sw), (dh, dw), (kh, kw) = self.geo.stride, self.geo.dilation, self.geo.kernel
         OH, OW = self.geo.out_size
-        C = self.x_shape[1]
+        C, g = self.x_shape[1], self.geo.groups
         sC, sH, sW, sN = xp.strides
-        windows = as_strided(xp, (C, kh, kw, OH, OW, n),
-                             (sC, dh * sH, dw * sW, sh * sH, sw * sW, sN), writeable=False)
-        cols = self.cols if n == self.n else self.cols[..., :n]
-        if n == self.n:
-            cols[...] = windows
-            mat = cols.reshape(self.geo.groups, self.rows_per_group, OH * OW * n)
-        else:                                      # the last, shorter block
-            mat = np.ascontiguousarray(windows).reshape(self.geo.groups, self.rows_per_group, OH * OW * n)
-        y = self.y if n == self.n else np.empty((self.K, OH, OW, n), self.dtype)
-        np.matmul(w, mat, out=y.reshape(self.geo.groups, self.K // self.geo.groups, OH * OW * n))
-        return y
+        cols = block["cols"]
+        cols[...] = as_strided(xp, (C, kh, kw, OH, OW, n), (sC, dh * sH, dw * sW, sh * sH, sw * sW, sN),
+                               writeable=False)                       # im2col: one copy
+        np.matmul(w, cols.reshape(g, self.rows_per_group, OH * OW * n),
+                  out=block["y"].reshape(g, self.K // g, OH * OW * n))
 
     def _eager(self, x, w):
         if self.in_layout != "std":
@@ -389,18 +395,17 @@ class ConvStep(Step):
         g = self.geo
         res = self.conv_fn(x, w.reshape(self.K, -1, *g.kernel), None, stride=g.stride,
                            padding=self.padding_arg, dilation=g.dilation, groups=g.groups).data
-        self.y[...] = res.transpose(1, 2, 3, 0)
+        self.blocks[self.x_shape[0]]["y"][...] = res.transpose(1, 2, 3, 0)
 
-    def _epilogue(self, y, out, shift):
+    def _epilogue(self, block, out, shift):
+        y = block["y"]
         if self.pool is not None:
-            rows = self.pool_rows if y.shape[-1] == self.n else np.empty(
-                (self.K, self.pool.out_hw[0], y.shape[2], y.shape[-1]), self.dtype)
-            self.pool.apply(y, out, rows)
+            self.pool.apply(y, out, block["rows"])
             if shift is not None:
                 np.add(out, shift, out=out)
         elif y is not out:
             if shift is not None:
-                np.add(y, shift, out=out)             # reorder into place and add: one pass
+                np.add(y, shift, out=out)             # into place and add the bias: one pass
             else:
                 out[...] = y
         elif shift is not None:

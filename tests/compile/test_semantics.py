@@ -97,7 +97,7 @@ def test_a_new_batch_size_plans_again_and_the_old_plan_is_kept():
     assert_float32_close(model, fast, a)
 
 
-@pytest.mark.parametrize("name, shape", [("lenet5-modern", (32, 1, 32, 32)), ("alexnet-small", (4, 1, 32, 32))])
+@pytest.mark.parametrize("name, shape", [("lenet5-modern", (37, 1, 32, 32)), ("alexnet-small", (5, 1, 32, 32))])
 def test_steady_state_calls_do_not_grow_memory(name, shape):
     model = st.models.get(name, rng=0)
     fast = st.compile(model)
@@ -145,3 +145,47 @@ def test_lenet_onnx_import_compiles(tmp_path):
     fast = st.compile(loaded)
     x = _x(9, (1, 32, 32), seed=4)
     np.testing.assert_allclose(fast(x).data, eager(model, x), rtol=1e-4, atol=1e-5)
+
+
+def _conv_steps(fast):
+    from striate.compile.steps import ConvStep
+    plan = next(iter(fast.plans.values()))
+    return [s for s in plan.steps if isinstance(s, ConvStep)]
+
+
+def test_every_block_size_and_algorithm_gives_the_same_answer():
+    model = _bn_net()
+    _randomise_bn(model)
+    fast = st.compile(model)
+    x = _x(11)
+    expected = assert_float32_close(model, fast, x).data
+    steps = _conv_steps(fast)
+    assert len(steps) == 2 and all(s.bn for s in steps)
+    for step in steps:
+        for n, algorithm in [(1, "gemm"), (3, "gemm"), (4, "gemm"), (11, "gemm"), (11, "eager")]:
+            step.set_block(n, algorithm)
+            np.testing.assert_allclose(fast(x).data, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_shorter_last_block_allocates_nothing_either():
+    model = st.models.get("lenet5-modern", rng=0)
+    fast = st.compile(model)
+    x = _x(11, (1, 32, 32))
+    fast(x)
+    for step in _conv_steps(fast):
+        step.set_block(4)                   # blocks of 4, 4 and 3
+    for _ in range(3):
+        fast(x)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        for _ in range(50):
+            out = fast(x)
+        del out
+        gc.collect()
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert end - start < 16 << 10
+    np.testing.assert_allclose(fast(x).data, eager(model, x), rtol=1e-5, atol=1e-5)
