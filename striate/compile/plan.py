@@ -461,6 +461,21 @@ class Plan:
             for m, mode in modes:
                 object.__setattr__(m, "training", mode)
 
+    def profile(self, x: np.ndarray, repeats: int = 10) -> list[tuple[str, float]]:
+        """(step label, median seconds) for each step, running the plan ``repeats`` times on x."""
+        if self.eager_only:
+            return []
+        times: list[list[float]] = [[] for _ in self.steps]
+        for _ in range(repeats):
+            env: list[Any] = [None] * self.n_slots
+            env[self.input_slot] = x
+            with no_grad():
+                for k, step in enumerate(self.steps):
+                    t0 = time.perf_counter()
+                    step.run(env)
+                    times[k].append(time.perf_counter() - t0)
+        return [(s.label(), float(np.median(t))) for s, t in zip(self.steps, times)]
+
     # -- reading -------------------------------------------------------------------
     def buffer_bytes(self) -> int:
         return sum(s.buffer_bytes() for s in self.steps)
@@ -545,6 +560,11 @@ class Compiled:
         self.last = plan
         data = x.data if isinstance(x, Tensor) else as_tensor(x).data
         return plan.run(data)
+
+    def profile(self, x, repeats: int = 10) -> list[tuple[str, float]]:
+        """Per-step times of the plan for x (see :meth:`Plan.profile`)."""
+        data = x.data if isinstance(x, Tensor) else as_tensor(x).data
+        return self.plan_for(x).profile(data, repeats)
 
     def __repr__(self) -> str:
         head = f"compiled {type(self.model).__name__}"
