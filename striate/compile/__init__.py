@@ -10,4 +10,4 @@ See ``plan.py`` for what the planner does and ``steps.py`` for the steps.
 """
 from .plan import Compiled, Plan, compile
 
-__all__ = ["compile", "Compiled", "Plan"]
+__all__ = ["Compiled", "Plan", "compile"]

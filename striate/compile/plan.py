@@ -30,16 +30,32 @@ from typing import Any
 
 import numpy as np
 
-from .. import functional as F
 from ..functional.conv import conv_geometry
 from ..nn.dropout import Dropout
 from ..nn.module import Module
 from ..onnx.trace import Graph, TraceError, Value, trace, traced_functions
 from ..tensor import Tensor, as_tensor, no_grad
-from .steps import (AddStep, BatchNormStep, ConcatStep, ConvStep, EagerStep, LayoutStep, LinearStep, LRNStep,
-                    PoolGeometry, PoolStep, Source, Step, UnaryStep, ViewStep, activation, fmt_bytes, to_layout)
+from .steps import (
+    AddStep,
+    BatchNormStep,
+    ConcatStep,
+    ConvStep,
+    EagerStep,
+    LayoutStep,
+    LinearStep,
+    LRNStep,
+    PoolGeometry,
+    PoolStep,
+    Source,
+    Step,
+    UnaryStep,
+    ViewStep,
+    activation,
+    fmt_bytes,
+    to_layout,
+)
 
-__all__ = ["Plan", "Compiled", "compile"]
+__all__ = ["Compiled", "Plan", "compile"]
 
 MAX_PLANS = 8          # plans kept per compiled model, one per input shape and dtype
 
@@ -75,7 +91,9 @@ def _traced(v) -> bool:
 
 
 def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    return int(v[0]), int(v[1])
 
 
 class Plan:
@@ -86,24 +104,23 @@ class Plan:
         self.model = model
         self.shape, self.dtype = tuple(example.shape), example.data.dtype
         self.eager_only = ""
+        self.steps: list[Step] = []
+        self.notes: list[str] = []
         try:
             self.graph: Graph = trace(model, example)
         except (TraceError, ValueError) as exc:     # a forward the tracer cannot record: run it as it is
             if not isinstance(exc, TraceError) and not isinstance(exc.__cause__, TraceError):
                 raise
             self.eager_only = str(exc)
-            self.steps, self.notes = [], []
             self.plan_seconds = time.perf_counter() - t0
             return
         self.functions = {op: getattr(module, attr) for module, attr, op in traced_functions()}
         self.owners = dict(model.named_modules())
         self.sources: dict[int, Source] = {}
-        self.steps: list[Step] = []
         self.slots: dict[tuple[int, str], int] = {}          # (id(Value), layout) -> slot
         self.layout: dict[int, str] = {}                      # id(Value) -> layout it was made in
         self.owned: set[int] = set()                          # slots held in a step's own buffer
         self.n_slots = 0
-        self.notes: list[str] = []
         uses: Counter = Counter()
         for r in self.graph.records:
             for v in _leaves(r.args):
@@ -232,10 +249,12 @@ class Plan:
             return False
         if self.layout[id(x)] not in ("std", "CHWN"):
             return False
-        N, C, H, W = x.shape
-        K, Cg, kh, kw = w.shape
+        H, W = x.shape[2:]
+        K, _, kh, kw = w.shape
         geo = conv_geometry("conv2d", (H, W), (kh, kw), a["stride"], a["padding"], a["dilation"], a["groups"])
-        bn = act = pool = None
+        bn: dict | None = None
+        act: tuple[str, Any] | None = None
+        pool: PoolGeometry | None = None
         last = rec.outputs[0]
         modules = [rec.module]
         while True:
@@ -266,9 +285,9 @@ class Plan:
         step.output = self._new_slot(last, "CHWN")
         step.modules = modules
         if self._measure:
-            measure = lambda env: step.choose(env, can_eager=True)    # noqa: E731
+            measure = lambda env: step.choose(env, can_eager=True)
         else:
-            measure = lambda env: step.set_block(step.candidates()[1 if len(step.candidates()) > 1 else 0])  # noqa
+            measure = lambda env: step.set_block(step.candidates()[1 if len(step.candidates()) > 1 else 0])
         self._add(step, measure)
         return True
 
@@ -279,7 +298,7 @@ class Plan:
                             for k in ("running_mean", "running_var", "weight", "bias")))
 
     def _bn_dict(self, na) -> dict:
-        src = lambda v: None if v is None else self._source(v)     # noqa: E731
+        src = lambda v: None if v is None else self._source(v)
         return {"mean": src(na["running_mean"]), "var": src(na["running_var"]), "gamma": src(na["weight"]),
                 "beta": src(na["bias"]), "eps": float(na["eps"])}
 
@@ -484,13 +503,13 @@ class Plan:
         if self.eager_only:
             return (f"plan for input {self.shape} {self.dtype}: the whole forward in eager mode "
                     f"(under no_grad, in evaluation mode), since it cannot be traced: {self.eager_only}")
-        lines = [f"plan for input {self.shape} {self.dtype}: {len(self.steps)} steps from "
-                 f"{len(self.graph.records)} traced ops, buffers {fmt_bytes(self.buffer_bytes())}, "
-                 f"planned in {self.plan_seconds * 1e3:.0f} ms"]
+        lines = [(f"plan for input {self.shape} {self.dtype}: {len(self.steps)} steps from "
+                  f"{len(self.graph.records)} traced ops, buffers {fmt_bytes(self.buffer_bytes())}, "
+                  f"planned in {self.plan_seconds * 1e3:.0f} ms")]
         lines += [f"  {note}" for note in self.notes]
         for k, s in enumerate(self.steps, 1):
             where = ", ".join(m or "(model)" for m in dict.fromkeys(s.modules)) if s.modules else ""
-            lines.append(f"  {k:>2}. {s.label():<58} {str(s.out_shape):<18} {s.out_layout:<4}"
+            lines.append(f"  {k:>2}. {s.label():<58} {s.out_shape!s:<18} {s.out_layout:<4}"
                          + (f"  [{where}]" if where else ""))
             if isinstance(s, ConvStep):
                 fused = []

@@ -26,15 +26,31 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor
 
-__all__ = ["Source", "Step", "ConvStep", "LinearStep", "PoolStep", "UnaryStep", "AddStep", "ConcatStep",
-           "BatchNormStep", "LRNStep", "ViewStep", "LayoutStep", "EagerStep", "to_layout", "UNARY"]
+__all__ = [
+    "UNARY",
+    "AddStep",
+    "BatchNormStep",
+    "ConcatStep",
+    "ConvStep",
+    "EagerStep",
+    "LRNStep",
+    "LayoutStep",
+    "LinearStep",
+    "PoolStep",
+    "Source",
+    "Step",
+    "UnaryStep",
+    "ViewStep",
+    "to_layout",
+]
 
 CACHE_BYTES = 512 << 10        # im2col columns per block, the first guess (half an L2)
 
@@ -79,7 +95,7 @@ class Source:
         self.name = value.name
         self.kind = value.kind
         self.constant = value.data
-        self.owner = None
+        self.owner: Any = None
         if value.kind in ("parameter", "buffer"):
             module_name, _, attr = value.name.rpartition(".")
             self.owner, self.attr = owners[module_name], attr
@@ -261,15 +277,15 @@ class ConvStep(Step):
         self.in_layout, self.x_shape, self.geo, self.K = in_layout, tuple(x_shape), geo, K
         self.weight, self.bias, self.bn, self.act, self.pool = weight, bias, bn, act, pool
         self.dtype, self.conv_fn = np.dtype(dtype), conv_fn
-        N, C, H, W = self.x_shape
+        N, C = self.x_shape[:2]
         g = geo.groups
         (kh, kw), (OH, OW) = geo.kernel, geo.out_size
         self.rows_per_group = C // g * kh * kw
         out_hw = pool.out_hw if pool else (OH, OW)
         self.out = self.buffer("out", (K, *out_hw, N), dtype)
         self.out_shape = self.out.shape
-        self.fold_w = self.buffer("folded weight", (g, K // g, self.rows_per_group), dtype) if bn else None
-        self.shift = self.buffer("shift", (K, 1, 1, 1), dtype) if (bn or bias) else None
+        self.fold_w: Any = self.buffer("folded weight", (g, K // g, self.rows_per_group), dtype) if bn else None
+        self.shift: Any = self.buffer("shift", (K, 1, 1, 1), dtype) if (bn or bias) else None
         self.n = 0
         self.timings: dict[str, float] = {}
         self.algorithm = "gemm"
@@ -370,7 +386,7 @@ class ConvStep(Step):
         if padded is None:
             return x
         top, _, left, _ = self.geo.pads
-        _, C, H, W = self.x_shape
+        H, W = self.x_shape[2:]
         dst = padded[:, top:top + H, left:left + W]
         if self.in_layout == "std":
             dst[...] = x[s:e].transpose(1, 2, 3, 0)
@@ -449,7 +465,7 @@ class ConvStep(Step):
             if time.perf_counter() - start > budget * (r + 1) / rounds:
                 break
         self.timings = {self._name(a, n): t for (a, n), t in best.items()}
-        name = min(self.timings, key=self.timings.get)
+        name = min(self.timings, key=lambda k: self.timings[k])
         algorithm, n = next((a, n) for a, n in options if self._name(a, n) == name)
         self.set_block(n, algorithm)
 
@@ -459,7 +475,7 @@ class ConvStep(Step):
         return f"im2col+GEMM, {n} image{'s' if n > 1 else ''}/block"
 
     def label(self):
-        N, C, H, W = self.x_shape
+        C = self.x_shape[1]
         (kh, kw) = self.geo.kernel
         parts = [f"conv2d {C}→{self.K} {kh}×{kw}"]
         if self.geo.stride != (1, 1):

@@ -53,7 +53,6 @@ def random_net(seed: int):
         elif kind == "dropout":
             layer = nn.Dropout(0.3, rng=rng)
         elif kind == "residual":
-            a, _ = _conv(rng, C, H, W, same=True)
             body = nn.Sequential(nn.Conv2d(C, C, 3, padding=1, rng=rng), nn.BatchNorm2d(C), nn.ReLU(),
                                  nn.Conv2d(C, C, 1, rng=rng))
             layer = nn.Residual(body)
