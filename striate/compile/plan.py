@@ -34,7 +34,7 @@ from ..functional.conv import conv_geometry
 from ..nn.dropout import Dropout
 from ..nn.module import Module
 from ..onnx.trace import Graph, TraceError, Value, trace, traced_functions
-from ..tensor import Tensor, as_tensor, no_grad
+from ..tensor import Tensor, no_grad
 from .steps import (
     AddStep,
     BatchNormStep,
@@ -212,6 +212,11 @@ class Plan:
             handler = getattr(self, f"_plan_{rec.op}", None)
             if handler is None or not handler(i, rec):
                 self._plan_eager(rec)
+        frozen = [f"{s.name} {tuple(s.constant.shape)}" for s in self.sources.values()
+                  if s.kind == "constant" and s.constant is not None and s.constant.size > 1]
+        if frozen:
+            self.notes.append("constants fixed at trace time (computed outside the recorded ops): "
+                              + ", ".join(frozen))
         self.output_slots = [(self.slots[(id(v), self.layout[id(v)])], self.layout[id(v)])
                              for v in self.graph.outputs]
 
@@ -563,8 +568,13 @@ class Compiled:
         self.plans: dict[tuple, Plan] = {}
         self.last: Plan | None = None
 
+    @staticmethod
+    def _input(x) -> Tensor:
+        """x as the models take it: a Tensor as is, anything else as a float32 Tensor."""
+        return x if isinstance(x, Tensor) else Tensor(x)
+
     def plan_for(self, x) -> Plan:
-        t = x if isinstance(x, Tensor) else as_tensor(x)
+        t = self._input(x)
         key = (tuple(t.shape), t.data.dtype.str)
         plan = self.plans.get(key)
         if plan is None:
@@ -575,15 +585,15 @@ class Compiled:
         return plan
 
     def __call__(self, x):
-        plan = self.plan_for(x)
+        t = self._input(x)
+        plan = self.plan_for(t)
         self.last = plan
-        data = x.data if isinstance(x, Tensor) else as_tensor(x).data
-        return plan.run(data)
+        return plan.run(t.data)
 
     def profile(self, x, repeats: int = 10) -> list[tuple[str, float]]:
         """Per-step times of the plan for x (see :meth:`Plan.profile`)."""
-        data = x.data if isinstance(x, Tensor) else as_tensor(x).data
-        return self.plan_for(x).profile(data, repeats)
+        t = self._input(x)
+        return self.plan_for(t).profile(t.data, repeats)
 
     def __repr__(self) -> str:
         head = f"compiled {type(self.model).__name__}"

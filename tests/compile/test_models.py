@@ -49,3 +49,14 @@ def test_input_as_tensor_and_without_requires_grad():
     out = fast(st.Tensor(x, requires_grad=True))
     assert isinstance(out, st.Tensor) and not out.requires_grad
     np.testing.assert_allclose(out.data, fast(x).data)
+
+
+def test_a_float64_array_is_taken_as_float32_as_the_models_do():
+    model = st.models.get("lenet5-modern", rng=0)
+    fast = st.compile(model)
+    x = np.random.default_rng(5).standard_normal((2, 1, 32, 32))
+    with st.no_grad():
+        expected = model.eval()(x).data
+    got = fast(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got.data, expected, rtol=1e-5, atol=1e-6)
