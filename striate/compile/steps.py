@@ -441,7 +441,7 @@ class ConvStep(Step):
             self.act[1](out, out)
 
     # -- measurement ---------------------------------------------------------------
-    def choose(self, env, can_eager: bool, rounds: int = 5, budget: float = 2.0) -> None:
+    def choose(self, env, can_eager: bool, rounds: int = 15, budget: float = 1.0) -> None:
         """Time each candidate on the example's data and keep the fastest.
 
         The candidates run in turn, round after round (a burst of load from elsewhere then
