@@ -441,12 +441,12 @@ class ConvStep(Step):
             self.act[1](out, out)
 
     # -- measurement ---------------------------------------------------------------
-    def choose(self, env, can_eager: bool, rounds: int = 15, budget: float = 1.0) -> None:
+    def choose(self, env, can_eager: bool, rounds: int = 15, budget: float = 0.3) -> None:
         """Time each candidate on the example's data and keep the fastest.
 
         The candidates run in turn, round after round (a burst of load from elsewhere then
-        lands on all of them), and each keeps its best time; fewer rounds when one round
-        takes more than ``budget`` / ``rounds`` seconds.
+        lands on all of them), and each keeps its best time; at least 3 rounds, then no
+        more once ``budget`` seconds have passed.
         """
         options = [("gemm", n) for n in self.candidates()]
         if can_eager:
@@ -454,19 +454,19 @@ class ConvStep(Step):
             if self.winograd_applies():
                 options.append(("winograd", self.x_shape[0]))
         made = {}
+        for option in options:
+            self.set_block(option[1], option[0])
+            made[option] = (self.blocks, dict(self.buffers), self.n, self.algorithm)
+            self.run(env)                                           # first touch of the buffers
         best = {option: math.inf for option in options}
         start = time.perf_counter()
         for r in range(rounds):
             for option in (options if r % 2 == 0 else options[::-1]):
-                if option not in made:
-                    self.set_block(option[1], option[0])
-                    made[option] = (self.blocks, dict(self.buffers), self.n, self.algorithm)
-                    self.run(env)                                   # first touch of the buffers
                 self.blocks, self.buffers, self.n, self.algorithm = made[option]
                 t0 = time.perf_counter()
                 self.run(env)
                 best[option] = min(best[option], time.perf_counter() - t0)
-            if time.perf_counter() - start > budget * (r + 1) / rounds:
+            if r >= 2 and time.perf_counter() - start > budget:
                 break
         self.timings = {self._name(a, n): t for (a, n), t in best.items()}
         name = min(self.timings, key=lambda k: self.timings[k])
