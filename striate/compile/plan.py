@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import inspect
+import textwrap
 import time
 from collections import Counter
 from typing import Any
@@ -511,6 +512,8 @@ class Plan:
         lines = [(f"plan for input {self.shape} {self.dtype}: {len(self.steps)} steps from "
                   f"{len(self.graph.records)} traced ops, buffers {fmt_bytes(self.buffer_bytes())}, "
                   f"planned in {self.plan_seconds * 1e3:.0f} ms")]
+        lines.append("  layouts: std = as eager, (N, C, H, W) or (N, F); CHWN and CN = batch last, "
+                     "(C, H, W, N) and (F, N)")
         lines += [f"  {note}" for note in self.notes]
         for k, s in enumerate(self.steps, 1):
             where = ", ".join(m or "(model)" for m in dict.fromkeys(s.modules)) if s.modules else ""
@@ -531,9 +534,10 @@ class Plan:
                 for f in fused:
                     lines.append(f"        fused: {f}")
                 chosen = s._name(s.algorithm, s.n)
-                times = ", ".join(f"{name} {t * 1e3:.2f} ms" + (" ←" if name == chosen else "")
+                lines.append(f"        algorithm: {chosen}" + (", the fastest measured:" if s.timings else ""))
+                times = "; ".join(f"{name} {t * 1e3:.2f} ms" + (" ←" if name == chosen else "")
                                   for name, t in s.timings.items())
-                lines.append(f"        algorithm: {chosen}" + (f" (measured: {times})" if times else ""))
+                lines += textwrap.wrap(times, 110, initial_indent=" " * 10, subsequent_indent=" " * 10)
             if s.buffers:
                 lines.append("        buffers: " + ", ".join(f"{name} {fmt_bytes(a.nbytes)}"
                                                           for name, a in s.buffers.items()))
