@@ -405,8 +405,10 @@ class ConvStep(Step):
         cols = block["cols"]
         cols[...] = as_strided(xp, (C, kh, kw, OH, OW, n), (sC, dh * sH, dw * sW, sh * sH, sw * sW, sN),
                                writeable=False)                       # im2col: one copy
-        np.matmul(w, cols.reshape(g, self.rows_per_group, OH * OW * n),
-                  out=block["y"].reshape(g, self.K // g, OH * OW * n))
+        mats = cols.reshape(g, self.rows_per_group, OH * OW * n)
+        ys = block["y"].reshape(g, self.K // g, OH * OW * n)
+        for k in range(g):                 # 2-D products: NumPy's stacked matmul can be far slower
+            np.matmul(w[k], mats[k], out=ys[k])
 
     def _eager(self, x, w):
         if self.in_layout != "std":
