@@ -293,7 +293,7 @@ class Plan:
         if self._measure:
             measure = lambda env: step.choose(env, can_eager=True)
         else:
-            measure = lambda env: step.set_block(step.candidates()[1 if len(step.candidates()) > 1 else 0])
+            measure = lambda env: step.set_block(step.default_block())
         self._add(step, measure)
         return True
 

@@ -304,6 +304,11 @@ class ConvStep(Step):
             sizes.add(N)
         return sorted(sizes)
 
+    def default_block(self) -> int:
+        """Without measuring: the most images whose columns fit 1 MiB (about an L2 cache)."""
+        fits = [n for n in self.candidates() if self.col_bytes(n) <= 1 << 20]
+        return max(fits) if fits else min(self.candidates())
+
     def set_block(self, n: int, algorithm: str = "gemm") -> None:
         """Allocate the per-block buffers for blocks of ``n`` images (and for the shorter last
         block when ``n`` does not divide the batch)."""

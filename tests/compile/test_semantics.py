@@ -196,3 +196,13 @@ def test_a_shorter_last_block_allocates_nothing_either():
         tracemalloc.stop()
     assert end - start < 16 << 10
     np.testing.assert_allclose(fast(x).data, eager(model, x), rtol=1e-5, atol=1e-5)
+
+
+def test_without_measuring_plans_quickly_and_matches():
+    model = _bn_net()
+    _randomise_bn(model)
+    fast = st.compile(model, measure=False)
+    x = _x(9)
+    assert_float32_close(model, fast, x)
+    for step in _conv_steps(fast):
+        assert step.algorithm == "gemm" and not step.timings and step.col_bytes(step.n) <= 1 << 20
