@@ -533,7 +533,7 @@ class Plan:
                     fused.append("bias" + (" and " + s.act[0] if s.act else "") + " in place on the block's product")
                 for f in fused:
                     lines.append(f"        fused: {f}")
-                chosen = s._name(s.algorithm, s.n)
+                chosen = s._name(s.algorithm, s.n, s.rows)
                 lines.append(f"        algorithm: {chosen}" + (", the fastest measured:" if s.timings else ""))
                 times = "; ".join(f"{name} {t * 1e3:.2f} ms" + (" ←" if name == chosen else "")
                                   for name, t in s.timings.items())

@@ -201,7 +201,7 @@ class PoolGeometry:
     def apply(self, x: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
         """Pool x (C, Hp, Wp, n), already padded, into out (C, OH, OW, n); separable:
         rows (C, OH, Wp, n) first takes the maximum (sum) down each window's rows."""
-        (kh, kw), (sh, sw), (OH, OW) = self.kernel, self.stride, self.out_hw
+        (kh, kw), (sh, sw), (OH, OW) = self.kernel, self.stride, out.shape[1:3]
         fold = np.maximum if self.kind == "max" else np.add
         span_h, span_w = (OH - 1) * sh + 1, (OW - 1) * sw + 1
         if kh == 1:
@@ -288,6 +288,7 @@ class ConvStep(Step):
         self.fold_w: Any = self.buffer("folded weight", (g, K // g, self.rows_per_group), dtype) if bn else None
         self.shift: Any = self.buffer("shift", (K, 1, 1, 1), dtype) if (bn or bias) else None
         self.n = 0
+        self.rows = geo.out_size[0]          # output rows per chunk of a block (all of them: no chunks)
         self.timings: dict[str, float] = {}
         self.algorithm = "gemm"
 
@@ -304,18 +305,41 @@ class ConvStep(Step):
             sizes.add(N)
         return sorted(sizes)
 
+    def row_chunks(self) -> list[int]:
+        """Output rows per chunk that a block may be cut into: divisors of OH; with a fused
+        pool, whole windows that do not overlap (kernel = stride down the rows)."""
+        OH = self.geo.out_size[0]
+        if self.pool is not None:
+            (pk, _), (ps, _) = self.pool.kernel, self.pool.stride
+            if pk != ps or OH % ps or self.pool.out_hw[0] * ps != OH:
+                return []
+            return [r for r in range(ps, OH, ps) if OH % r == 0]
+        return [r for r in range(1, OH) if OH % r == 0]
+
+    def row_options(self) -> list[tuple[int, int]]:
+        """(images, rows) blocks whose columns fit 1 MiB by cutting large blocks into row chunks:
+        the copies and the pool then run over long rows of many images, in cache."""
+        OH = self.geo.out_size[0]
+        options = []
+        for n in sorted({self.x_shape[0]} | {c for c in self.candidates() if c >= 8}):
+            fits = [r for r in self.row_chunks() if self.col_bytes(n) * r // OH <= 1 << 20]
+            if fits and self.col_bytes(n) > 1 << 20:
+                options.append((n, max(fits)))
+        return options
+
     def default_block(self) -> int:
         """Without measuring: the most images whose columns fit 1 MiB (about an L2 cache)."""
         fits = [n for n in self.candidates() if self.col_bytes(n) <= 1 << 20]
         return max(fits) if fits else min(self.candidates())
 
-    def set_block(self, n: int, algorithm: str = "gemm") -> None:
+    def set_block(self, n: int, algorithm: str = "gemm", rows: int | None = None) -> None:
         """Allocate the per-block buffers for blocks of ``n`` images (and for the shorter last
-        block when ``n`` does not divide the batch)."""
+        block when ``n`` does not divide the batch), each cut in chunks of ``rows`` output rows."""
         for name in list(self.buffers):
             if name not in ("out", "folded weight", "shift"):
                 del self.buffers[name]
         self.n, self.algorithm = n, algorithm
+        self.rows = rows or self.geo.out_size[0]
         N, C, H, W = self.x_shape
         self.blocks: dict[int, dict] = {}
         if algorithm in FUNCTIONAL:
@@ -339,11 +363,13 @@ class ConvStep(Step):
         direct = self.in_layout == "CHWN" and n == N and not any(self.geo.pads)
         block = {"padded": None if direct else self.buffer(
             "padded" + suffix, (C, H + top + bottom, W + left + right, n), dt, 0.0)}  # the border stays 0
-        block["cols"] = self.buffer("cols" + suffix, (C, kh, kw, OH, OW, n), dt)
-        fused_into_out = self.pool is None and n == N
-        block["y"] = self.out if fused_into_out else self.buffer("conv out" + suffix, (self.K, OH, OW, n), dt)
+        R = self.rows
+        block["cols"] = self.buffer("cols" + suffix, (C, kh, kw, R, OW, n), dt)
+        fused_into_out = self.pool is None and n == N and R == OH
+        block["y"] = self.out if fused_into_out else self.buffer("conv out" + suffix, (self.K, R, OW, n), dt)
         if self.pool:
-            block["rows"] = self.buffer("pool rows" + suffix, (self.K, self.pool.out_hw[0], OW, n), dt)
+            pooled_rows = self.pool.out_hw[0] if R == OH else R // self.pool.stride[0]
+            block["rows"] = self.buffer("pool rows" + suffix, (self.K, pooled_rows, OW, n), dt)
         return block
 
     # -- weights ---------------------------------------------------------------
@@ -379,12 +405,18 @@ class ConvStep(Step):
             self._eager(x, w)
             self._epilogue(self.blocks[N], self.out, shift)
         else:
+            OH, R = self.geo.out_size[0], self.rows
+            whole = self.n == N and R == OH
+            step = self.pool.stride[0] if (self.pool is not None and R < OH) else 1
             for s in range(0, N, self.n):
                 e = min(s + self.n, N)
                 block = self.blocks[e - s]
-                self._gemm_block(x, w, s, e, block)
-                self._epilogue(block, self.out[..., s:e], shift)
-            if self.pool is not None and self.n < N:    # the pooled output is small: one pass for all
+                xp = self._block_input(x, s, e, block["padded"])
+                for r0 in range(0, OH, R):
+                    self._gemm_chunk(xp, w, r0, e - s, block)
+                    out = self.out[..., s:e] if R == OH else self.out[:, r0 // step:(r0 + R) // step, :, s:e]
+                    self._epilogue(block, out, shift, whole)
+            if self.pool is not None and not whole:     # the pooled output is small: one pass for all
                 self._shift_act(self.out, shift)
         env[self.output] = self.out
 
@@ -400,18 +432,17 @@ class ConvStep(Step):
             dst[...] = x[..., s:e]
         return padded
 
-    def _gemm_block(self, x, w, s, e, block):
-        n = e - s
-        xp = self._block_input(x, s, e, block["padded"])
+    def _gemm_chunk(self, xp, w, r0, n, block):
+        """Output rows r0 … r0 + rows of a block: im2col of their windows, then the product."""
         (sh, sw), (dh, dw), (kh, kw) = self.geo.stride, self.geo.dilation, self.geo.kernel
-        OH, OW = self.geo.out_size
+        R, OW = self.rows, self.geo.out_size[1]
         C, g = self.x_shape[1], self.geo.groups
         sC, sH, sW, sN = xp.strides
         cols = block["cols"]
-        cols[...] = as_strided(xp, (C, kh, kw, OH, OW, n), (sC, dh * sH, dw * sW, sh * sH, sw * sW, sN),
-                               writeable=False)                       # im2col: one copy
-        mats = cols.reshape(g, self.rows_per_group, OH * OW * n)
-        ys = block["y"].reshape(g, self.K // g, OH * OW * n)
+        cols[...] = as_strided(xp[:, r0 * sh:], (C, kh, kw, R, OW, n),
+                               (sC, dh * sH, dw * sW, sh * sH, sw * sW, sN), writeable=False)   # one copy
+        mats = cols.reshape(g, self.rows_per_group, R * OW * n)
+        ys = block["y"].reshape(g, self.K // g, R * OW * n)
         for k in range(g):                 # 2-D products: NumPy's stacked matmul can be far slower
             np.matmul(w[k], mats[k], out=ys[k])
 
@@ -424,11 +455,11 @@ class ConvStep(Step):
                            algorithm=self.algorithm).data
         self.blocks[self.x_shape[0]]["y"][...] = res.transpose(1, 2, 3, 0)
 
-    def _epilogue(self, block, out, shift):
+    def _epilogue(self, block, out, shift, whole=True):
         y = block["y"]
         if self.pool is not None:
             self.pool.apply(y, out, block["rows"])
-            if out.shape[-1] == self.x_shape[0]:           # else after the last block
+            if whole:                                      # else once after the last block
                 self._shift_act(out, shift)
             return
         if y is not out:
@@ -455,43 +486,47 @@ class ConvStep(Step):
         lands on all of them), and each keeps its best time; at least 3 rounds, then no
         more once ``budget`` seconds have passed.
         """
-        options = [("gemm", n) for n in self.candidates()]
+        OH, N = self.geo.out_size[0], self.x_shape[0]
+        options = [("gemm", n, OH) for n in self.candidates()]
+        options += [("gemm", n, r) for n, r in self.row_options()]
         if can_eager:
-            options.append(("im2col", self.x_shape[0]))
+            options.append(("im2col", N, OH))
             if self.winograd_applies():
-                options.append(("winograd", self.x_shape[0]))
+                options.append(("winograd", N, OH))
         made = {}
         for option in options:
-            self.set_block(option[1], option[0])
-            made[option] = (self.blocks, dict(self.buffers), self.n, self.algorithm)
+            self.set_block(option[1], option[0], option[2])
+            made[option] = (self.blocks, dict(self.buffers), self.n, self.algorithm, self.rows)
             self.run(env)                                           # first touch of the buffers
         best = {option: math.inf for option in options}
         start = time.perf_counter()
         for r in range(rounds):
             for option in (options if r % 2 == 0 else options[::-1]):
-                self.blocks, self.buffers, self.n, self.algorithm = made[option]
+                self.blocks, self.buffers, self.n, self.algorithm, self.rows = made[option]
                 t0 = time.perf_counter()
                 self.run(env)
                 best[option] = min(best[option], time.perf_counter() - t0)
             if r >= 2 and time.perf_counter() - start > budget:
                 break
-        self.timings = {self._name(a, n): t for (a, n), t in best.items()}
+        self.timings = {self._name(*option): t for option, t in best.items()}
         name = min(self.timings, key=lambda k: self.timings[k])
         option = next(o for o in options if self._name(*o) == name)
-        self.blocks, self.buffers, self.n, self.algorithm = made[option]
+        self.blocks, self.buffers, self.n, self.algorithm, self.rows = made[option]
 
     def winograd_applies(self) -> bool:
         """Winograd's F(2×2, 3×3) covers 3×3 kernels at stride 1 (and 5–6 at stride 2...), no dilation."""
         (kh, kw), (sh, sw) = self.geo.kernel, self.geo.stride
         return self.geo.dilation == (1, 1) and -(-kh // sh) == 3 and -(-kw // sw) == 3
 
-    @staticmethod
-    def _name(algorithm, n) -> str:
+    def _name(self, algorithm, n, rows=None) -> str:
         if algorithm == "im2col":
             return "functional im2col (NCHW, whole batch)"
         if algorithm == "winograd":
             return "Winograd F(2×2,3×3) (NCHW, whole batch)"
-        return f"im2col+GEMM, {n} image{'s' if n > 1 else ''}/block"
+        name = f"im2col+GEMM, {n} image{'s' if n > 1 else ''}/block"
+        if rows is not None and rows < self.geo.out_size[0]:
+            name += f" in chunks of {rows} row{'s' if rows > 1 else ''}"
+        return name
 
     def label(self):
         C = self.x_shape[1]

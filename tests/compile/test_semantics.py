@@ -168,6 +168,11 @@ def test_every_block_size_and_algorithm_gives_the_same_answer():
                              (11, "winograd")]:
             step.set_block(n, algorithm)
             np.testing.assert_allclose(fast(x).data, expected, rtol=1e-5, atol=1e-5)
+        assert step.row_chunks()
+        for n in (2, 11):
+            for rows in step.row_chunks():                 # blocks cut into chunks of output rows
+                step.set_block(n, "gemm", rows)
+                np.testing.assert_allclose(fast(x).data, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_shorter_last_block_allocates_nothing_either():
