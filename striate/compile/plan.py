@@ -100,7 +100,7 @@ def _pair(v) -> tuple[int, int]:
 class Plan:
     """The steps for one input shape and dtype. ``run(x)`` returns the model's output(s)."""
 
-    def __init__(self, model: Module, example: Tensor, measure: bool = True):
+    def __init__(self, model: Module, example: Tensor, measure: bool = True, threads: int = 1):
         t0 = time.perf_counter()
         self.model = model
         self.shape, self.dtype = tuple(example.shape), example.data.dtype
@@ -143,6 +143,7 @@ class Plan:
         env: list[Any] = [None] * 0
         self._env = env
         self._measure = measure
+        self.threads = threads
         self._build(example.data)
         self.plan_seconds = time.perf_counter() - t0
 
@@ -287,7 +288,7 @@ class Plan:
         in_layout = self.layout[id(x)]
         step = ConvStep([self._slot(x)], -1, in_layout, x.shape, geo, K, self._source(w),
                         None if b is None else self._source(b), x.dtype, bn=bn, act=act, pool=pool,
-                        conv_fn=self.functions["conv2d"], padding_arg=a["padding"])
+                        conv_fn=self.functions["conv2d"], padding_arg=a["padding"], threads=self.threads)
         step.output = self._new_slot(last, "CHWN")
         step.modules = modules
         if self._measure:
@@ -533,7 +534,7 @@ class Plan:
                     fused.append("bias" + (" and " + s.act[0] if s.act else "") + " in place on the block's product")
                 for f in fused:
                     lines.append(f"        fused: {f}")
-                chosen = s._name(s.algorithm, s.n, s.rows)
+                chosen = s._name(s.algorithm, s.n, s.rows, s.workers)
                 lines.append(f"        algorithm: {chosen}" + (", the fastest measured:" if s.timings else ""))
                 times = "; ".join(f"{name} {t * 1e3:.2f} ms" + (" ←" if name == chosen else "")
                                   for name, t in s.timings.items())
@@ -564,11 +565,14 @@ class Compiled:
     always reads the model's current parameters and buffers.
     """
 
-    def __init__(self, model: Module, measure: bool = True):
+    def __init__(self, model: Module, measure: bool = True, threads: int = 1):
         if not isinstance(model, Module):
             raise TypeError(f"compile expects a striate.nn.Module, got {type(model).__name__}")
         self.model = model
         self.measure = measure
+        if threads not in (1, 2):
+            raise ValueError(f"compile: threads must be 1 or 2, got {threads!r}")
+        self.threads = threads
         self.plans: dict[tuple, Plan] = {}
         self.last: Plan | None = None
 
@@ -582,7 +586,7 @@ class Compiled:
         key = (tuple(t.shape), t.data.dtype.str)
         plan = self.plans.get(key)
         if plan is None:
-            plan = Plan(self.model, t, measure=self.measure)
+            plan = Plan(self.model, t, measure=self.measure, threads=self.threads)
             if len(self.plans) >= MAX_PLANS:
                 self.plans.pop(next(iter(self.plans)))
             self.plans[key] = plan
@@ -606,11 +610,14 @@ class Compiled:
         return head + "\n" + "\n".join(p.describe() for p in self.plans.values())
 
 
-def compile(model: Module, measure: bool = True) -> Compiled:
+def compile(model: Module, measure: bool = True, threads: int = 1) -> Compiled:
     """A callable that runs ``model``'s forward for inference, planned for speed.
 
     ``fast = compile(model)``; ``fast(x)`` equals ``model.eval()`` under ``no_grad()``
     applied to ``x`` (within float32 rounding) and ``print(fast)`` shows the plan.
     ``measure=False`` skips timing the convolution algorithms (a fixed block size).
+    ``threads=2`` lets a convolution share its blocks with a helper thread where that
+    measured faster (set the BLAS to one thread then, e.g. with threadpoolctl, or the two
+    compete for the cores); the BLAS's own threads are used either way.
     """
-    return Compiled(model, measure)
+    return Compiled(model, measure, threads)

@@ -25,8 +25,10 @@ convolution's weights.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -53,6 +55,20 @@ __all__ = [
 ]
 
 FUNCTIONAL = ("im2col", "winograd")     # conv algorithms run by striate.functional.conv2d
+
+
+_helper: ThreadPoolExecutor | None = None
+_helper_lock = threading.Lock()
+
+
+def helper() -> ThreadPoolExecutor:
+    """The one helper thread that takes the second half of a convolution's blocks
+    (NumPy's copies, ufuncs and BLAS calls release the GIL)."""
+    global _helper
+    with _helper_lock:
+        if _helper is None:
+            _helper = ThreadPoolExecutor(1, thread_name_prefix="striate-compile")
+        return _helper
 
 
 def nbytes(shape, dtype) -> int:
@@ -272,8 +288,12 @@ class ConvStep(Step):
 
     def __init__(self, inputs, output, in_layout: str, x_shape, geo, K: int, weight: Source,
                  bias: Source | None, dtype, bn: dict | None = None, act: tuple[str, Callable] | None = None,
-                 pool: PoolGeometry | None = None, conv_fn: Callable | None = None, padding_arg: Any = 0):
+                 pool: PoolGeometry | None = None, conv_fn: Callable | None = None, padding_arg: Any = 0,
+                 threads: int = 1):
         super().__init__(inputs, output, "CHWN")
+        self.threads = threads                 # 2: the blocks may be shared with a helper thread
+        self.workers = 1
+        self.blocks2: dict[int, dict] = {}
         self.padding_arg = padding_arg
         self.in_layout, self.x_shape, self.geo, self.K = in_layout, tuple(x_shape), geo, K
         self.weight, self.bias, self.bn, self.act, self.pool = weight, bias, bn, act, pool
@@ -332,14 +352,22 @@ class ConvStep(Step):
         fits = [n for n in self.candidates() if self.col_bytes(n) <= 1 << 20]
         return max(fits) if fits else min(self.candidates())
 
-    def set_block(self, n: int, algorithm: str = "gemm", rows: int | None = None) -> None:
+    def set_block(self, n: int, algorithm: str = "gemm", rows: int | None = None, workers: int = 1) -> None:
         """Allocate the per-block buffers for blocks of ``n`` images (and for the shorter last
-        block when ``n`` does not divide the batch), each cut in chunks of ``rows`` output rows."""
+        block when ``n`` does not divide the batch), each cut in chunks of ``rows`` output rows;
+        with 2 ``workers``, a second set for the helper thread, which takes the second half."""
         for name in list(self.buffers):
             if name not in ("out", "folded weight", "shift"):
                 del self.buffers[name]
         self.n, self.algorithm = n, algorithm
         self.rows = rows or self.geo.out_size[0]
+        self.workers = workers if algorithm == "gemm" and n < self.x_shape[0] else 1
+        self.blocks2 = {}
+        if self.workers == 2:
+            N = self.x_shape[0]
+            self.blocks2[n] = self._block_buffers(n, " (helper)")
+            if N % n:
+                self.blocks2[N % n] = self._block_buffers(N % n, f" (helper, last block, {N % n})")
         N, C, H, W = self.x_shape
         self.blocks: dict[int, dict] = {}
         if algorithm in FUNCTIONAL:
@@ -405,20 +433,31 @@ class ConvStep(Step):
             self._eager(x, w)
             self._epilogue(self.blocks[N], self.out, shift)
         else:
-            OH, R = self.geo.out_size[0], self.rows
-            whole = self.n == N and R == OH
-            step = self.pool.stride[0] if (self.pool is not None and R < OH) else 1
-            for s in range(0, N, self.n):
-                e = min(s + self.n, N)
-                block = self.blocks[e - s]
-                xp = self._block_input(x, s, e, block["padded"])
-                for r0 in range(0, OH, R):
-                    self._gemm_chunk(xp, w, r0, e - s, block)
-                    out = self.out[..., s:e] if R == OH else self.out[:, r0 // step:(r0 + R) // step, :, s:e]
-                    self._epilogue(block, out, shift, whole)
+            whole = self.n == N and self.rows == self.geo.out_size[0]
+            ranges = [(s, min(s + self.n, N)) for s in range(0, N, self.n)]
+            if self.workers == 2:                       # the second half on the helper thread
+                half = len(ranges) // 2
+                later = helper().submit(self._run_blocks, x, w, shift, ranges[half:], self.blocks2, whole)
+                try:
+                    self._run_blocks(x, w, shift, ranges[:half], self.blocks, whole)
+                finally:
+                    later.result()
+            else:
+                self._run_blocks(x, w, shift, ranges, self.blocks, whole)
             if self.pool is not None and not whole:     # the pooled output is small: one pass for all
                 self._shift_act(self.out, shift)
         env[self.output] = self.out
+
+    def _run_blocks(self, x, w, shift, ranges, blocks, whole):
+        OH, R = self.geo.out_size[0], self.rows
+        step = self.pool.stride[0] if (self.pool is not None and R < OH) else 1
+        for s, e in ranges:
+            block = blocks[e - s]
+            xp = self._block_input(x, s, e, block["padded"])
+            for r0 in range(0, OH, R):
+                self._gemm_chunk(xp, w, r0, e - s, block)
+                out = self.out[..., s:e] if R == OH else self.out[:, r0 // step:(r0 + R) // step, :, s:e]
+                self._epilogue(block, out, shift, whole)
 
     def _block_input(self, x, s, e, padded):
         if padded is None:
@@ -487,22 +526,24 @@ class ConvStep(Step):
         more once ``budget`` seconds have passed.
         """
         OH, N = self.geo.out_size[0], self.x_shape[0]
-        options = [("gemm", n, OH) for n in self.candidates()]
-        options += [("gemm", n, r) for n, r in self.row_options()]
+        options = [("gemm", n, OH, 1) for n in self.candidates()]
+        options += [("gemm", n, r, 1) for n, r in self.row_options()]
+        if self.threads >= 2:
+            options += [(a, n, r, 2) for a, n, r, _ in options if 2 * n <= N]
         if can_eager:
-            options.append(("im2col", N, OH))
+            options.append(("im2col", N, OH, 1))
             if self.winograd_applies():
-                options.append(("winograd", N, OH))
+                options.append(("winograd", N, OH, 1))
         made = {}
         for option in options:
-            self.set_block(option[1], option[0], option[2])
-            made[option] = (self.blocks, dict(self.buffers), self.n, self.algorithm, self.rows)
+            self.set_block(option[1], option[0], option[2], option[3])
+            made[option] = self._state()
             self.run(env)                                           # first touch of the buffers
         best = {option: math.inf for option in options}
         start = time.perf_counter()
         for r in range(rounds):
             for option in (options if r % 2 == 0 else options[::-1]):
-                self.blocks, self.buffers, self.n, self.algorithm, self.rows = made[option]
+                self._restore(made[option])
                 t0 = time.perf_counter()
                 self.run(env)
                 best[option] = min(best[option], time.perf_counter() - t0)
@@ -511,14 +552,20 @@ class ConvStep(Step):
         self.timings = {self._name(*option): t for option, t in best.items()}
         name = min(self.timings, key=lambda k: self.timings[k])
         option = next(o for o in options if self._name(*o) == name)
-        self.blocks, self.buffers, self.n, self.algorithm, self.rows = made[option]
+        self._restore(made[option])
+
+    def _state(self) -> tuple:
+        return (self.blocks, self.blocks2, dict(self.buffers), self.n, self.algorithm, self.rows, self.workers)
+
+    def _restore(self, state: tuple) -> None:
+        self.blocks, self.blocks2, self.buffers, self.n, self.algorithm, self.rows, self.workers = state
 
     def winograd_applies(self) -> bool:
         """Winograd's F(2×2, 3×3) covers 3×3 kernels at stride 1 (and 5–6 at stride 2...), no dilation."""
         (kh, kw), (sh, sw) = self.geo.kernel, self.geo.stride
         return self.geo.dilation == (1, 1) and -(-kh // sh) == 3 and -(-kw // sw) == 3
 
-    def _name(self, algorithm, n, rows=None) -> str:
+    def _name(self, algorithm, n, rows=None, workers=1) -> str:
         if algorithm == "im2col":
             return "functional im2col (NCHW, whole batch)"
         if algorithm == "winograd":
@@ -526,6 +573,8 @@ class ConvStep(Step):
         name = f"im2col+GEMM, {n} image{'s' if n > 1 else ''}/block"
         if rows is not None and rows < self.geo.out_size[0]:
             name += f" in chunks of {rows} row{'s' if rows > 1 else ''}"
+        if workers == 2:
+            name += ", 2 threads"
         return name
 
     def label(self):

@@ -211,3 +211,22 @@ def test_without_measuring_plans_quickly_and_matches():
     assert_float32_close(model, fast, x)
     for step in _conv_steps(fast):
         assert step.algorithm == "gemm" and not step.timings and step.col_bytes(step.n) <= 1 << 20
+
+
+def test_two_threads_share_the_blocks_and_give_the_same_answer():
+    model = _bn_net()
+    _randomise_bn(model)
+    fast = st.compile(model, threads=2)
+    x = _x(11)
+    expected = assert_float32_close(model, fast, x).data
+    for step in _conv_steps(fast):
+        for n, rows in [(1, None), (3, None), (4, None), (5, step.row_chunks()[0])]:
+            step.set_block(n, "gemm", rows, workers=2)
+            assert step.workers == 2 and step.blocks2
+            np.testing.assert_allclose(fast(x).data, expected, rtol=1e-5, atol=1e-5)
+    model = st.models.get("lenet5-modern", rng=0)
+    fast = st.compile(model, threads=2)
+    x = _x(37, (1, 32, 32))
+    assert_float32_close(model, fast, x)
+    with pytest.raises(ValueError, match="threads"):
+        st.compile(model, threads=3)
