@@ -7,6 +7,7 @@
 >>> run = st.load_run("runs/lenet5-mnist")          # doctest: +SKIP
 """
 from . import checks, data, functional, models, nn, optim, random
+from .compile import compile
 from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
 from .serialization import CheckpointError, load, save
@@ -18,4 +19,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck",
            "GradcheckError", "manual_seed", "save", "load", "CheckpointError", "summary",
-           "checks", "functional", "random", "nn", "optim", "data", "models", "load_run", "Run"]
+           "checks", "functional", "random", "nn", "optim", "data", "models", "load_run", "Run", "compile"]

@@ -376,9 +376,9 @@ def _unary(op_type, fn):
     converter(op_type, 1)(lambda node: fn)
 
 
-_unary("Relu", F.relu)
-_unary("Sigmoid", F.sigmoid)
-_unary("Tanh", F.tanh)
+_unary("Relu", lambda x: F.relu(x))          # looked up at each call, so a tracer sees them
+_unary("Sigmoid", lambda x: F.sigmoid(x))
+_unary("Tanh", lambda x: F.tanh(x))
 _unary("Abs", lambda x: x.abs())
 _unary("Neg", lambda x: -x)
 _unary("Exp", lambda x: x.exp())
