@@ -11,7 +11,10 @@ The images are exactly one process's because each rank makes the whole global
 batch (read, convert, augment with the batch's own generator) and keeps its slice:
 the augmentation's random numbers are drawn per sample in one draw per batch, so
 slicing them is the only way to give a sample the same shift whatever ``N`` is,
-without changing what one process does. The price is that the preparation of a
+without changing what one process does. Dropout, drawn during the step, works the
+other way round (``random.set_batch_share``): while a rank trains on its share, it
+draws the whole global batch's masks from a generator in the same state on every
+rank and keeps its rows. The price is that the preparation of a
 batch (not its forward and backward) is done on every rank; for MNIST-sized
 images it is a small part of a step.
 """
@@ -21,6 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .. import random as st_random
 from .communicator import Communicator
 
 __all__ = ["shard_bounds", "ShardedLoader"]
@@ -52,15 +56,21 @@ class ShardedLoader:
     def _share(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = shard_bounds(len(y), self.comm.rank, self.comm.size)
         self.last_share = (hi - lo, len(y))
+        st_random.set_batch_share((lo, hi, len(y)))       # dropout draws the global batch's masks, keeps lo:hi
         return x[lo:hi], y[lo:hi]
 
+    def _shares(self, batches) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        try:
+            for x, y in batches:
+                yield self._share(x, y)
+        finally:
+            st_random.set_batch_share(None)
+
     def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for x, y in self.loader.iter_epoch(epoch, start_batch):
-            yield self._share(x, y)
+        return self._shares(self.loader.iter_epoch(epoch, start_batch))
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for x, y in self.loader:
-            yield self._share(x, y)
+        return self._shares(iter(self.loader))
 
     def __len__(self) -> int:
         return len(self.loader)

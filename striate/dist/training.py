@@ -22,17 +22,17 @@ as PyTorch's DistributedDataParallel does); the running statistics are then
 rank 0's, copied to every rank after each step (DDP's ``broadcast_buffers``), so
 the model evaluated and saved is the same everywhere.
 
-Dropout draws from striate's default generator. Rank 0 keeps the stream one
-process would have; the other ranks draw from streams derived from it and their
-rank (set at the first step, also after a resume), so their masks are independent
-of rank 0's. The masks are not those of one process: one process draws one mask for
-the whole batch.
+Dropout gives every sample the mask one process would give it: every rank's
+generators are in the same state (the same seed, or the same checkpoint), and while
+a rank trains on samples ``lo:hi`` of a global batch it draws the whole batch's mask
+and keeps rows ``lo:hi`` (``random.set_batch_share``, set by ``ShardedLoader``).
+(Not when a global batch has fewer samples than there are ranks: a rank with no
+sample draws nothing, and its generator falls behind the others'.)
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import random as st_random
 from .communicator import Communicator, get_communicator
 from .data import ShardedLoader
 
@@ -51,7 +51,6 @@ class DataParallel:
         self.model, self.optimizer = model, optimizer
         self.comm = comm if comm is not None else get_communicator()
         self.train_loader: ShardedLoader | None = None
-        self._first_step = True
         if self.comm.size > 1:
             self.broadcast()
 
@@ -79,9 +78,6 @@ class DataParallel:
 
     def transform_grads(self, params: list) -> None:
         """``fit``'s seam: the gradient of the global batch's mean loss, on every rank."""
-        if self._first_step:
-            self._own_dropout_stream()
-            self._first_step = False
         assert self.train_loader is not None, "DataParallel.loader(train_loader) must come first"
         local, total = self.train_loader.last_share
         self.comm.allreduce_grad(params, weight=self.comm.size * local / total)
@@ -98,13 +94,3 @@ class DataParallel:
         if not self.parallel:
             return {}
         return {"transform_grads": self.transform_grads, "reduce": self.reduce, "writer": self.comm.rank == 0}
-
-    def _own_dropout_stream(self) -> None:
-        """Ranks other than 0: a default generator of their own, derived from rank 0's state and the rank."""
-        if self.comm.rank == 0:
-            return
-        twin = np.random.default_rng()
-        twin.bit_generator.state = st_random.get_state()          # a copy: rank 0's stream is not advanced
-        entropy = int(twin.integers(2 ** 63))
-        seed = np.random.SeedSequence(entropy, spawn_key=(self.comm.rank,)).generate_state(1, np.uint64)[0]
-        st_random.manual_seed(int(seed))

@@ -65,3 +65,12 @@ def test_launch_form_with_mpiexec(mnist, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["workers"] == 2
     assert subprocess.run([sys.executable, "-m", "striate", "evaluate", "run"], cwd=tmp_path, env=environment(),
                           capture_output=True, text=True, timeout=120).returncode == 0
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_dropout_masks_do_not_depend_on_the_number_of_ranks(ranks):
+    # batches of 25 (shares 12/13, or 8/8/9) and a last batch of 5: each sample gets one process's mask
+    one = run_workers(1, "dropout", timeout=120, mpi=False)
+    many = run_workers(ranks, "dropout", timeout=120)
+    assert many["size"] == ranks and len(many["losses"]) == len(one["losses"]) == 10
+    np.testing.assert_allclose(many["losses"], one["losses"], rtol=1e-5)

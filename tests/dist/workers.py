@@ -88,6 +88,29 @@ def training(limit: str, batch: str, lr: str = "0.05", epochs: str = "1") -> Non
                   "test_loss": result["loss"], "weights_differ": float(np.abs(spread).max())})
 
 
+def dropout(batch: str = "25") -> None:
+    """A dense net with dropout on random data: the global loss of each step."""
+    from striate import functional as F
+    from striate import nn
+    from striate.data import DataLoader
+    from striate.train import train_epoch
+
+    comm = dist.get_communicator()
+    st.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(32, 10))
+    data = np.random.default_rng(1)
+    x, y = data.random((230, 8, 8), dtype=np.float32), data.integers(0, 10, 230)
+    optimizer = st.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    parallel = dist.DataParallel(model, optimizer, comm)
+    loader = parallel.loader(DataLoader((x, y), batch_size=int(batch), shuffle=True, seed=0))
+    extra = parallel.fit_arguments()
+    losses = [loss for _, loss in train_epoch(model, F.cross_entropy, optimizer, loader, 1,
+                                              transform_grads=extra.get("transform_grads"),
+                                              reduce=extra.get("reduce"))]
+    report(comm, {"size": comm.size, "losses": losses})
+
+
 def fail_on_one_rank(where: str = "collective") -> None:
     """Rank 1 raises while rank 0 waits for it in a collective: the job must end, not hang."""
     comm = dist.get_communicator()
@@ -101,5 +124,5 @@ def fail_on_one_rank(where: str = "collective") -> None:
 
 if __name__ == "__main__":
     case, *args = sys.argv[1:]
-    {"mean_of_gradients": mean_of_gradients, "broadcast": broadcast, "training": training,
+    {"mean_of_gradients": mean_of_gradients, "broadcast": broadcast, "training": training, "dropout": dropout,
      "fail_on_one_rank": fail_on_one_rank}[case](*args)
