@@ -74,3 +74,12 @@ def test_dropout_masks_do_not_depend_on_the_number_of_ranks(ranks):
     many = run_workers(ranks, "dropout", timeout=120)
     assert many["size"] == ranks and len(many["losses"]) == len(one["losses"]) == 10
     np.testing.assert_allclose(many["losses"], one["losses"], rtol=1e-5)
+
+
+def test_batch_norm_statistics_are_rank_0s_everywhere():
+    # each rank normalises its share with the share's statistics (as PyTorch's DDP); the running
+    # statistics are then rank 0's on every rank, so all ranks evaluate and save one model
+    one = run_workers(1, "batchnorm", timeout=120, mpi=False)
+    two = run_workers(2, "batchnorm", timeout=120)
+    assert two["differ"] == 0.0
+    assert not np.allclose(two["running_mean"], one["running_mean"], rtol=1e-5)   # per-rank statistics

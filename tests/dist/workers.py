@@ -111,6 +111,31 @@ def dropout(batch: str = "25") -> None:
     report(comm, {"size": comm.size, "losses": losses})
 
 
+def batchnorm() -> None:
+    """A net with batch norm: after training every rank holds the same weights and rank 0's running statistics."""
+    from striate import functional as F
+    from striate import nn
+    from striate.data import DataLoader
+    from striate.train import train_epoch
+
+    comm = dist.get_communicator()
+    st.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+    data = np.random.default_rng(1)
+    x, y = data.random((200, 8, 8), dtype=np.float32), data.integers(0, 10, 200)
+    optimizer = st.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    parallel = dist.DataParallel(model, optimizer, comm)
+    loader = parallel.loader(DataLoader((x, y), batch_size=40, shuffle=True, seed=0))
+    extra = parallel.fit_arguments()
+    for _ in train_epoch(model, F.cross_entropy, optimizer, loader, 1, transform_grads=extra.get("transform_grads"),
+                         reduce=extra.get("reduce")):
+        pass
+    state = np.concatenate([np.ravel(v) for v in model.state_dict().values()]).astype(np.float64)
+    spread = comm.allreduce_sum(state) / comm.size - state
+    running_mean = next(v for k, v in model.state_dict().items() if k.endswith("running_mean"))
+    report(comm, {"size": comm.size, "differ": float(np.abs(spread).max()), "running_mean": running_mean.tolist()})
+
+
 def fail_on_one_rank(where: str = "collective") -> None:
     """Rank 1 raises while rank 0 waits for it in a collective: the job must end, not hang."""
     comm = dist.get_communicator()
@@ -124,5 +149,5 @@ def fail_on_one_rank(where: str = "collective") -> None:
 
 if __name__ == "__main__":
     case, *args = sys.argv[1:]
-    {"mean_of_gradients": mean_of_gradients, "broadcast": broadcast, "training": training, "dropout": dropout,
+    {"mean_of_gradients": mean_of_gradients, "broadcast": broadcast, "training": training, "dropout": dropout, "batchnorm": batchnorm,
      "fail_on_one_rank": fail_on_one_rank}[case](*args)
