@@ -286,16 +286,11 @@ def _communicator(args):
 
 def _launch_workers(args) -> int:
     """``striate train ... --workers N``: run the same command on N processes under mpiexec; its exit code."""
-    import subprocess
-
-    from ..dist import DistUnavailable, mpiexec_command, worker_environment
-    argv = _without_workers(args.argv)
+    from ..dist import DistUnavailable, launch
     try:
-        command = mpiexec_command(args.workers, argv)
+        return launch(args.workers, _without_workers(args.argv), args.threads)
     except DistUnavailable as exc:
         raise CLIError(str(exc)) from None
-    print(f"starting {args.workers} processes: {' '.join(command)}", flush=True)
-    return subprocess.call(command, env=worker_environment(args.threads))
 
 
 def _without_workers(argv: list[str]) -> list[str]:

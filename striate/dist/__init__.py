@@ -16,9 +16,9 @@ communicator, and ``DataParallel`` changes nothing.
 """
 from .communicator import Communicator, MPICommunicator, get_communicator, install_abort_hook, launched_by_mpi
 from .data import ShardedLoader, shard_bounds
-from .launch import DistUnavailable, find_mpiexec, mpiexec_command, worker_environment
+from .launch import DistUnavailable, find_mpiexec, launch, mpiexec_command, worker_environment
 from .training import DataParallel
 
 __all__ = ["Communicator", "MPICommunicator", "get_communicator", "install_abort_hook", "launched_by_mpi",
            "ShardedLoader", "shard_bounds", "DataParallel", "DistUnavailable", "find_mpiexec", "mpiexec_command",
-           "worker_environment"]
+           "worker_environment", "launch"]

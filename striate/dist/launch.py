@@ -8,16 +8,21 @@ with the same interpreter, ``mpiexec`` found beside it (a virtual environment wi
 ``striate[dist]`` has MPICH's there) or else on ``PATH``, and one BLAS thread per
 rank unless ``--threads`` says otherwise (N ranks on N cores: more threads would
 only compete).
+
+This module is the one place in the package that starts a process: :func:`launch`
+runs that fixed argument list (no shell; nothing in it comes from a file, only from
+the user's own command line).
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["DistUnavailable", "find_mpiexec", "mpiexec_command", "worker_environment"]
+__all__ = ["DistUnavailable", "find_mpiexec", "mpiexec_command", "worker_environment", "launch"]
 
 INSTALL = "pip install 'striate[dist]' (mpi4py and MPICH)"
 
@@ -57,3 +62,10 @@ def worker_environment(threads: int | None = 1) -> dict[str, str]:
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = str(threads)
     return env
+
+
+def launch(workers: int, args: list[str], threads: int | None = 1) -> int:
+    """Run ``striate ARGS`` on ``workers`` processes under mpiexec; wait for the job and return its exit code."""
+    command = mpiexec_command(workers, args)
+    print(f"starting {workers} processes: {' '.join(command)}", flush=True)
+    return subprocess.call(command, env=worker_environment(threads))
