@@ -28,7 +28,7 @@ LAYERS = {
     "functional": 2, "gradcheck": 2,
     "nn": 3,
     "optim": 4, "data": 4, "models": 4, "serialization": 4, "summary": 4, "filters": 4, "viz": 4,
-    "train": 5, "onnx": 5, "compile": 5,
+    "train": 5, "onnx": 5, "compile": 5, "dist": 5,
     "experiments": 6, "explain": 6, "explorer": 6,
     "cli": 7,
 }

@@ -74,13 +74,27 @@ def _blas_threads(n):
 
 
 def main(argv=None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    One of several MPI processes that fails ends the whole job (MPI_Abort) after its
+    message, so that the others never wait for it in a collective.
+    """
+    code = _main(argv)
+    if code and "mpi4py.MPI" in sys.modules:
+        from ..dist import get_communicator, launched_by_mpi
+        if launched_by_mpi():
+            get_communicator().abort(code)
+    return code
+
+
+def _main(argv) -> int:
     from ..train import TrainingDiverged
 
     debug = bool(os.environ.get("STRIATE_DEBUG"))
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         if not getattr(args, "run", None):
             parser.print_help()
             return 2

@@ -150,6 +150,10 @@ def cmd_train(args) -> int:
     from ..train import CHECKPOINT, CONFIG
 
     name = model_name(args.model)
+    comm = _communicator(args)
+    if comm is None:                          # --workers N: this process starts the N that train
+        return _launch_workers(args)
+    args.comm = comm
     if args.limit is not None and args.limit < 1:
         raise CLIError(f"--limit must be a positive number of images, got {args.limit}")
     if args.seed is not None and args.seed < 0:
@@ -254,19 +258,73 @@ def cmd_train(args) -> int:
                            config, classes, dataset)
 
 
+def _communicator(args):
+    """This process's communicator; None when it is to start ``--workers`` processes itself.
+
+    Under ``mpiexec`` with several ranks: the MPI communicator, with the abort hook,
+    and rank 0 alone printing (the others' stdout goes nowhere; errors still show).
+    """
+    import os
+
+    from ..dist import get_communicator, install_abort_hook, launched_by_mpi
+    if args.workers is not None and args.workers < 1:
+        raise CLIError(f"--workers must be at least 1, got {args.workers}")
+    if not launched_by_mpi():
+        return None if args.workers is not None and args.workers > 1 else get_communicator()
+    try:
+        comm = get_communicator()
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    if args.workers is not None and args.workers != comm.size:
+        raise CLIError(f"--workers {args.workers}, but mpiexec started {comm.size} processes; leave --workers out "
+                       f"under mpiexec")
+    install_abort_hook(comm)
+    if comm.rank != 0:
+        sys.stdout = open(os.devnull, "w")        # for the life of the process
+    return comm
+
+
+def _launch_workers(args) -> int:
+    """``striate train ... --workers N``: run the same command on N processes under mpiexec; its exit code."""
+    from ..dist import DistUnavailable, launch
+    try:
+        return launch(args.workers, _without_workers(args.argv), args.threads)
+    except DistUnavailable as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _without_workers(argv: list[str]) -> list[str]:
+    """The command line's arguments less ``--workers N`` (or ``--workers=N``)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--workers":
+            skip = True
+        elif not a.startswith("--workers="):
+            out.append(a)
+    return out
+
+
 def _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_loader, recipe, out, config, classes,
                     data_name, skipped=None) -> int:
     """``fit`` with the command line's messages: progress, the test accuracy, what was written, what next."""
+    from ..dist import DataParallel
     from ..functional import cross_entropy
     from ..train import NotEnoughMemory, TrainingInterrupted, fit
 
+    comm = args.comm
+    config["workers"] = comm.size
+    parallel = DataParallel(model, optimizer, comm)        # one process: changes nothing
+    train_loader, test_loader = parallel.loader(train_loader), parallel.loader(test_loader)
+    comm.barrier()                  # every process has read the run folder before rank 0 writes to it
     t0 = time.perf_counter()
     try:
         result = fit(model, cross_entropy, optimizer, train_loader, test_loader, epochs=recipe["epochs"],
                      scheduler=scheduler, out_dir=out, resume=args.resume,
                      progress=not args.quiet and sys.stderr.isatty(), class_names=classes, config=config,
                      checkpoint_seconds=args.checkpoint_every, log=lambda line: print(line, flush=True),
-                     check_memory=not args.no_memory_check)
+                     check_memory=not args.no_memory_check, **parallel.fit_arguments())
     except NotEnoughMemory as exc:
         advice = f"try --batch-size {exc.fits}" if exc.fits else "this model does not fit even one image at a time"
         raise CLIError(f"not enough memory: {name} at batch size {exc.batch_size:,} needs about "
@@ -275,10 +333,14 @@ def _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_
     except TrainingInterrupted as exc:
         where = f"after batch {exc.batch} of epoch {exc.epoch}" if exc.batch else f"at the start of epoch {exc.epoch}"
         again = f"striate train {name} --out {out}" + (f" --data-dir {args.data_dir}" if args.data_dir else "")
+        if comm.rank != 0:
+            return 130
         print(f"striate: interrupted; checkpoint saved {where} in {exc.checkpoint}. "
               f"Continue with: {again} --resume", file=sys.stderr)
         return 130
     wall = time.perf_counter() - t0
+    if comm.rank != 0:
+        return 0
     test = result["test"]
     print(f"test accuracy: {100 * test['acc']:.2f}% ({int(round(test['acc'] * test['n']))}/{test['n']}) "
           f"— {name} on {data_name}, {wall:.0f} s")
@@ -480,7 +542,9 @@ def add_commands(sub) -> None:
                "  striate train mlp --limit 3000 --epochs 1        (a quick trial)\n"
                "  striate train lenet5 --resume                    (continue an interrupted run)\n"
                "  striate train lenet5-modern --data-dir pets      (pets/train/<class>/*.jpg, pets/test/<class>/...)\n"
-               "  striate train alexnet-small --data-dir photos --val-split 0.1   (photos/<class>/*.png)\n\n"
+               "  striate train alexnet-small --data-dir photos --val-split 0.1   (photos/<class>/*.png)\n"
+               "  striate train lenet5-modern --workers 2        (2 processes; or: mpiexec -n 2 python -m mpi4py "
+               "-m striate train lenet5-modern)\n\n"
                "recipes:\n" + recipes)
     t.add_argument("model", help=f"one of {', '.join(models.names())} ('striate summary MODEL' shows its layers)")
     t.add_argument("--dataset", choices=DATASET_NAMES, help="default: mnist")
@@ -523,6 +587,10 @@ def add_commands(sub) -> None:
     t.add_argument("--threads", type=int, default=1,
                    help="BLAS threads for the matrix products (default 1: LeNet's small products gain little "
                         "from a second thread, and lose badly when another program shares the cores)")
+    t.add_argument("--workers", type=int, metavar="N",
+                   help="train on N processes of this machine, data-parallel over MPI (extra striate[dist]): "
+                        "starts mpiexec -n N PYTHON -m mpi4py -m striate train ...; --batch-size stays the "
+                        "global batch, each process takes 1/N of it")
     t.set_defaults(run=cmd_train)
 
     e = sub.add_parser("evaluate", help="test accuracy of a trained model, per class", formatter_class=raw,

@@ -2,7 +2,10 @@
 
 Kept values are scaled by 1/(1 − p) during training, so the expected value of
 each activation is unchanged and evaluation needs no rescaling: at test time
-dropout is the identity. The random mask lives in the backward closure of the
+dropout is the identity. One random number per activation, drawn in the batch's
+order; in a data-parallel job each process draws the whole batch's and keeps its
+share (``random.set_batch_share``), so the masks do not depend on the number of
+processes. The random mask lives in the backward closure of the
 call that drew it, so a layer can be used twice before backward.
 """
 from __future__ import annotations
@@ -30,7 +33,13 @@ def _masked(x: Tensor, p: float, mask_shape: tuple[int, ...], rng: np.random.Gen
     if p == 1:
         scaled_mask = xp.zeros(mask_shape, dtype=x.dtype)      # everything dropped (no 1/0)
     else:
-        keep = generator.random(mask_shape, dtype=x.dtype) >= x.dtype.type(p)
+        share = _random.batch_share()
+        if share is not None and len(mask_shape) > 0 and mask_shape[0] == share[1] - share[0]:
+            # this process holds samples lo:hi of a larger batch: draw the whole batch's mask, keep its rows
+            lo, hi, total = share
+            keep = generator.random((total,) + mask_shape[1:], dtype=x.dtype)[lo:hi] >= x.dtype.type(p)
+        else:
+            keep = generator.random(mask_shape, dtype=x.dtype) >= x.dtype.type(p)
         scaled_mask = xp.asarray(keep, dtype=x.dtype) * x.dtype.type(1 / (1 - p))
 
     def backward(g: np.ndarray) -> Gradients:

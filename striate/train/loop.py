@@ -5,7 +5,7 @@ loss and confusion matrix on a data set), ``train_epoch`` (the steps of one epoc
 the loop that ``fit`` and the experiments share), then ``fit`` (epochs of steps,
 with a checkpoint after each epoch and on Ctrl-C, and ``resume``).
 
-Two seams for training in several processes:
+Three seams for training in several processes (``striate.dist`` uses them):
 
 * ``transform_grads(params)`` is called after backward and before the optimizer's
   step, with the model's parameters: it may change their ``.grad`` (e.g. average
@@ -13,6 +13,11 @@ Two seams for training in several processes:
 * ``fit(..., writer=False)``: only one process writes the run folder, shows the
   progress bar and logs; the others train the same steps silently and write
   nothing, and still resume from the folder's checkpoint when asked.
+* ``reduce(array)``: the elementwise sum of a float64 array over the processes.
+  With it each step's loss, correct predictions and samples, and the evaluation's
+  loss, counts and confusion matrix, are those of all processes together (each
+  process gives its share of every batch), and a Ctrl-C on any of them stops all
+  of them after the same step.
 
 Ctrl-C does not stop a step half-way: it is remembered, the step in progress
 finishes, a checkpoint is saved, and ``fit`` raises :class:`TrainingInterrupted`.
@@ -93,6 +98,15 @@ def train_step(model, loss_fn: Callable, optimizer, x: np.ndarray, y: np.ndarray
     Raises TrainingDiverged, before touching the weights, when the loss or a
     gradient (after ``transform_grads``) is not finite.
     """
+    if len(y) == 0:
+        # a process whose share of a small last batch is empty: no loss, zero gradients, same collectives
+        optimizer.zero_grad()
+        for p in model.parameters():
+            p.grad = np.zeros_like(p.data)
+        if transform_grads is not None:
+            transform_grads(list(model.parameters()))
+        optimizer.step()
+        return 0.0, 0
     # Overflow on the way to a NaN is caught below with a clearer message than NumPy's warnings.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         logits = model(Tensor(x))                          # (B, classes)
@@ -122,7 +136,7 @@ def _first_nonfinite_grad(model) -> str | None:
 
 
 def evaluate(model, loader, loss_fn: Callable = F.cross_entropy, num_classes: int | None = None,
-             progress: bool = False) -> dict:
+             progress: bool = False, *, reduce: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """Loss, accuracy, per-class accuracy and confusion matrix of ``model`` on ``loader``.
 
     Runs in eval mode under ``no_grad`` and restores the model's mode afterwards.
@@ -133,6 +147,9 @@ def evaluate(model, loader, loss_fn: Callable = F.cross_entropy, num_classes: in
         "confusion": (K, K) int64 counts (row: true class, column: prediction),
         "per_class_acc": (K,) float}``; K is ``num_classes``, by default the
         model's number of outputs.
+
+    With ``reduce`` (a sum over processes, see the module's docstring) each process
+    evaluates its share and all of them return the figures of all the shares.
     """
     was_training = model.training
     model.eval()
@@ -153,17 +170,28 @@ def evaluate(model, loader, loss_fn: Callable = F.cross_entropy, num_classes: in
                 targets.append(np.asarray(y))
     finally:
         model.train(was_training)
-    if seen == 0:
+    if seen == 0 and reduce is None:
         raise ValueError("evaluate: the loader yielded no batches")
-    pred = np.concatenate(predictions)
-    true = np.concatenate(targets).astype(np.int64)
+    pred = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
+    true = np.concatenate(targets).astype(np.int64) if targets else np.zeros(0, np.int64)
+    if reduce is not None and not num_classes:
+        # every process must count the same classes: the model's outputs (the same model everywhere;
+        # a process that saw no batch knows none)
+        counts = reduce(np.array([outputs, outputs > 0], np.float64))
+        num_classes = int(counts[0] // max(counts[1], 1))
     k = int(num_classes or max(outputs, int(true.max()) + 1))
-    if true.min() < 0 or true.max() >= k:
+    if len(true) and (true.min() < 0 or true.max() >= k):
         raise ValueError(f"evaluate: labels must be in [0, {k}), got labels from {true.min()} to {true.max()}")
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (true, pred), 1)
+    if reduce is not None:
+        sums = reduce(np.concatenate([[total_loss, seen], confusion.ravel()]).astype(np.float64))
+        total_loss, seen = float(sums[0]), int(sums[1])
+        confusion = np.rint(sums[2:]).astype(np.int64).reshape(k, k)
+        if seen == 0:
+            raise ValueError("evaluate: the loader yielded no batches")
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    return {"loss": total_loss / seen, "acc": float((pred == true).mean()), "n": seen,
+    return {"loss": total_loss / seen, "acc": float(confusion.trace() / seen), "n": seen,
             "confusion": confusion, "per_class_acc": per_class}
 
 
@@ -208,7 +236,8 @@ class EpochStats:
 
 def train_epoch(model, loss_fn: Callable, optimizer, loader, epoch: int, start_batch: int = 0,
                 stats: EpochStats | None = None,
-                transform_grads: Callable[[list], None] | None = None) -> Iterator[tuple[int, float]]:
+                transform_grads: Callable[[list], None] | None = None, *,
+                reduce: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[tuple[int, float]]:
     """Train epoch ``epoch`` of ``loader`` from batch ``start_batch``, yielding ``(step, loss)`` after each step.
 
     ``stats`` (updated in place; a fresh one by default) gathers the epoch's sums, so
@@ -216,6 +245,9 @@ def train_epoch(model, loss_fn: Callable, optimizer, loader, epoch: int, start_b
     divergence. The caller does the rest between two steps (progress bar,
     checkpoints, stopping): ``fit`` and the experiments' ``Context.train`` both
     train through this loop.
+
+    With ``reduce`` (a sum over processes) the loss yielded and the sums gathered
+    are those of the whole batch, all processes' shares together.
 
     Raises TrainingDiverged naming the epoch, the step and the learning rate.
     """
@@ -231,9 +263,14 @@ def train_epoch(model, loss_fn: Callable, optimizer, loader, epoch: int, start_b
                 f"training diverged at epoch {epoch}, step {step + 1} of {steps} (learning rate {lr:g}): "
                 f"{exc}; lower the learning rate or check the input data",
                 epoch=epoch, step=step + 1, steps=steps, lr=lr, reason=str(exc)) from None
-        stats.loss_sum += loss * len(y)
+        loss_sum, n = loss * len(y), len(y)
+        if reduce is not None:
+            sums = reduce(np.array([loss_sum, ok, n], np.float64))
+            loss_sum, ok, n = float(sums[0]), int(sums[1]), int(sums[2])
+            loss = loss_sum / max(n, 1)
+        stats.loss_sum += loss_sum
         stats.correct += ok
-        stats.seen += len(y)
+        stats.seen += n
         stats.seconds = seconds + time.perf_counter() - t0
         yield step, loss
 
@@ -246,7 +283,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
         scheduler=None, out_dir=None, resume: bool = False, progress: bool = True,
         class_names=None, config: dict | None = None, checkpoint_seconds: float | None = None,
         log: Callable[[str], None] | None = None, check_memory: bool = True, plots: bool = True, *,
-        transform_grads: Callable[[list], None] | None = None, writer: bool = True) -> dict:
+        transform_grads: Callable[[list], None] | None = None, writer: bool = True,
+        reduce: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """Train ``model`` for ``epochs`` epochs; evaluate on ``val_loader`` after each.
 
     Args:
@@ -282,6 +320,10 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
             the log. With False nothing is written, shown or logged (the folder is
             only read, to resume); with several processes training one model,
             one of them writes.
+        reduce: ``reduce(array)``, the sum of a float64 array over the processes:
+            the losses, accuracies and evaluations are then those of all processes
+            together, and a Ctrl-C on any stops all after the same step (see the
+            module's docstring).
 
     Returns:
         ``{"epochs": [...per-epoch metrics...], "test_acc": final test accuracy,
@@ -350,12 +392,14 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
                        unit="batch", disable=not progress, leave=False, dynamic_ncols=True)
             try:
                 for step, _ in train_epoch(model, loss_fn, optimizer, train_loader, epoch, first, stats,
-                                           transform_grads):
+                                           transform_grads, reduce=reduce):
                     bar.update(1)
                     if step % 10 == 0 or step == steps_per_epoch - 1:
                         bar.set_postfix(loss=f"{stats.loss:.4f}", acc=f"{100 * stats.acc:.2f}%",
                                         img_s=f"{stats.seen / max(stats.seconds, 1e-9):,.0f}", refresh=False)
                     due = checkpoint_seconds is not None and time.monotonic() - last_save >= checkpoint_seconds
+                    if reduce is not None and stop.enabled:     # one process's Ctrl-C stops them all here
+                        stop.requested = bool(reduce(np.array([stop.requested], np.float64))[0])
                     if (stop.requested or due) and step + 1 < steps_per_epoch:
                         if files is not None:
                             position = {"epoch": epoch, "batch": step + 1, "partial": stats.state_dict()}
@@ -370,7 +414,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
                       "test_loss": None, "test_acc": None, "seconds": stats.seconds, "lr": lr,
                       "images_per_second": stats.seen / max(stats.seconds, 1e-9)}
             if val_loader is not None:
-                last_eval = evaluate(model, val_loader, loss_fn, num_classes=_num_classes(class_names))
+                last_eval = evaluate(model, val_loader, loss_fn, num_classes=_num_classes(class_names),
+                                     reduce=reduce)
                 record["test_loss"], record["test_acc"] = last_eval["loss"], last_eval["acc"]
             history.append(record)
             if scheduler is not None:
@@ -389,7 +434,8 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
 
     final: dict[str, Any] = {"epochs": history, "test_acc": history[-1]["test_acc"] if history else None}
     if val_loader is not None:
-        result = last_eval or evaluate(model, val_loader, loss_fn, num_classes=_num_classes(class_names))
+        result = last_eval or evaluate(model, val_loader, loss_fn, num_classes=_num_classes(class_names),
+                                     reduce=reduce)
         final["test"] = result
         final["test_acc"] = result["acc"]
     if files is not None:

@@ -183,6 +183,9 @@ def test_postscript_given_as_an_image_is_refused_without_running_ghostscript(tmp
 UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve", "yaml",
                   "subprocess"}
 UNSAFE_CALLS = {"eval", "exec", "compile", "__import__"}
+# The one process the package starts: `striate train --workers N` runs mpiexec with a fixed argument
+# list built from the user's own command line (no shell, nothing read from a file).
+ALLOWED = {"striate/dist/launch.py imports subprocess"}
 
 
 def test_the_package_has_no_code_executing_deserialiser():
@@ -206,4 +209,4 @@ def test_the_package_has_no_code_executing_deserialiser():
                 for kw in node.keywords:
                     if kw.arg == "allow_pickle":
                         found.append(f"{where} passes allow_pickle")
-    assert found == []
+    assert [f for f in found if f.split(":")[0] + " " + f.split(" ", 1)[1] not in ALLOWED] == []
