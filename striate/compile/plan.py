@@ -34,7 +34,7 @@ import numpy as np
 from ..functional.conv import conv_geometry
 from ..nn.dropout import Dropout
 from ..nn.module import Module
-from ..onnx.trace import Graph, TraceError, Value, trace, traced_functions
+from ..onnx.trace import Graph, TraceError, Value, leaves, trace, traced_functions
 from ..tensor import Tensor, no_grad
 from .steps import (
     AddStep,
@@ -66,17 +66,6 @@ class _Ref:
 
     def __init__(self, slot: int):
         self.slot = slot
-
-
-def _leaves(obj):
-    if isinstance(obj, dict):
-        for v in obj.values():
-            yield from _leaves(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _leaves(v)
-    else:
-        yield obj
 
 
 def _map(obj, fn):
@@ -124,7 +113,7 @@ class Plan:
         self.n_slots = 0
         uses: Counter = Counter()
         for r in self.graph.records:
-            for v in _leaves(r.args):
+            for v in leaves(r.args):
                 if _traced(v):
                     uses[id(v)] += 1
         for v in self.graph.outputs:
@@ -132,7 +121,7 @@ class Plan:
         self.uses = uses
         self.users: dict[int, list[int]] = {}
         for i, r in enumerate(self.graph.records):
-            for v in _leaves(r.args):
+            for v in leaves(r.args):
                 if _traced(v):
                     self.users.setdefault(id(v), []).append(i)
         dropouts = [name for name, m in model.named_modules() if isinstance(m, Dropout)]
@@ -233,7 +222,7 @@ class Plan:
                 return self._source(v)
             return v
         args = _map(rec.args, template)
-        inputs = [a.slot for a in _leaves(args) if isinstance(a, _Ref)]
+        inputs = [a.slot for a in leaves(args) if isinstance(a, _Ref)]
         outputs = []
         for o in rec.outputs:
             if (id(o), "std") in self.slots:

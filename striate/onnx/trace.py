@@ -43,7 +43,7 @@ from ..tensor import Tensor, no_grad
 
 _tensor_module = importlib.import_module("striate.tensor")   # the module; ``striate.tensor`` is also a function
 
-__all__ = ["Graph", "OpRecord", "TraceError", "Value", "trace", "traced_functions"]
+__all__ = ["Graph", "OpRecord", "TraceError", "Value", "leaves", "trace", "traced_functions"]
 
 
 class TraceError(ValueError):
@@ -184,7 +184,7 @@ class _Tracer:
                 self.depth -= 1
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            tensors = [a for a in _leaves(bound.arguments) if isinstance(a, Tensor)]
+            tensors = [a for a in leaves(bound.arguments) if isinstance(a, Tensor)]
             if not any(self.is_live(t) for t in tensors):
                 return out                    # constants in, constant out: folded into the graph
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
@@ -215,13 +215,14 @@ class _Tracer:
                              "does not record; write it with striate.functional ops")
 
 
-def _leaves(obj):
+def leaves(obj):
+    """Every value inside nested dicts, lists and tuples (a record's arguments), depth first."""
     if isinstance(obj, dict):
         for v in obj.values():
-            yield from _leaves(v)
+            yield from leaves(v)
     elif isinstance(obj, (list, tuple)):
         for v in obj:
-            yield from _leaves(v)
+            yield from leaves(v)
     else:
         yield obj
 
@@ -240,7 +241,7 @@ def _map(obj, on_tensor, on_array):
 
 def _propagate_batch(record: OpRecord) -> None:
     """Mark outputs whose axis 0 is still the batch axis."""
-    ins = [v for v in _leaves(record.args) if isinstance(v, Value)]
+    ins = [v for v in leaves(record.args) if isinstance(v, Value)]
     x = next((v for v in ins if v.batched), None)
     for out in record.outputs:
         if out.kind != "op":
