@@ -9,6 +9,10 @@ python -m mpi4py``), the images per second that makes, and the median time of
 ``allreduce_grad`` (pack, Allreduce, unpack) per step, after a barrier whose wait
 for the slower rank is reported apart; and the Allreduce alone, 50 calls back to
 back. Each rank: one BLAS thread.
+Then synchronised batch norm's cost: a LeNet-5 with batch norm after each convolution
+and the first dense layer (``lenet5-bn``, global batch 64) on 1 process, on 2 ranks with
+per-rank statistics, and on 2 ranks with ``sync_batchnorm=True`` (``lenet5-bn+sync``:
+three more small Allreduces forward and three backward per step).
 ``--torch`` adds PyTorch's DistributedDataParallel (gloo, 2 processes, one thread
 each) on the same LeNet-5 (benchmarks/torch_models.py), against PyTorch alone.
 
@@ -30,6 +34,16 @@ import numpy as np
 from _common import ROOT, cpu_model
 
 BATCH = {"lenet5-modern": 64, "alexnet-small": 128}
+BN_BATCH = 64
+
+
+def lenet5_bn():
+    """LeNet-5 (modern) with batch norm after both convolutions and the first dense layer."""
+    from striate import nn
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(400, 120), nn.BatchNorm1d(120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                         nn.Linear(84, 10))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
        "PYTHONPATH": str(ROOT)}
 
@@ -43,10 +57,10 @@ def worker(model_name: str, steps: int) -> None:
 
     comm = dist.get_communicator()
     st.manual_seed(0)
-    model = st.models.get(model_name)
+    model = lenet5_bn() if model_name.startswith("lenet5-bn") else st.models.get(model_name)
     optimizer = make_optimizer("sgd", model.parameters(), 0.01, 0.9, 5e-4)
-    parallel = dist.DataParallel(model, optimizer, comm)
-    batch = BATCH[model_name]
+    parallel = dist.DataParallel(model, optimizer, comm, sync_batchnorm=model_name.endswith("+sync"))
+    batch = BATCH.get(model_name, BN_BATCH)
     data = np.random.default_rng(0)
     x = data.standard_normal((batch, 1, 32, 32)).astype(np.float32)
     y = data.integers(0, 10, batch)
@@ -173,6 +187,8 @@ def main() -> None:
         steps = args.steps if model == "lenet5-modern" else max(args.steps // 4, 5)
         for ranks in (1, 2):
             rows.append(run_striate(model, ranks, steps))
+    for model, ranks in (("lenet5-bn", 1), ("lenet5-bn", 2), ("lenet5-bn+sync", 2)):
+        rows.append(run_striate(model, ranks, args.steps))
     if args.torch:
         for world in (1, 2):
             rows.append(run_torch(world, args.steps))

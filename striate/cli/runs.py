@@ -315,7 +315,8 @@ def _fit_and_report(args, name, model, optimizer, scheduler, train_loader, test_
 
     comm = args.comm
     config["workers"] = comm.size
-    parallel = DataParallel(model, optimizer, comm)        # one process: changes nothing
+    config["sync_batchnorm"] = bool(args.sync_batchnorm)
+    parallel = DataParallel(model, optimizer, comm, sync_batchnorm=args.sync_batchnorm)   # one process: as it is
     train_loader, test_loader = parallel.loader(train_loader), parallel.loader(test_loader)
     comm.barrier()                  # every process has read the run folder before rank 0 writes to it
     t0 = time.perf_counter()
@@ -591,6 +592,9 @@ def add_commands(sub) -> None:
                    help="train on N processes of this machine, data-parallel over MPI (extra striate[dist]): "
                         "starts mpiexec -n N PYTHON -m mpi4py -m striate train ...; --batch-size stays the "
                         "global batch, each process takes 1/N of it")
+    t.add_argument("--sync-batchnorm", action="store_true", dest="sync_batchnorm",
+                   help="with several processes, batch norm uses the statistics of the whole global batch "
+                        "(by default each process normalises its own share, as PyTorch's DDP)")
     t.set_defaults(run=cmd_train)
 
     e = sub.add_parser("evaluate", help="test accuracy of a trained model, per class", formatter_class=raw,

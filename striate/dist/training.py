@@ -20,7 +20,13 @@ sums the evaluation's counts, so each rank evaluates a share of the test set.
 Batch norm keeps statistics per rank during a step (each normalises its own share,
 as PyTorch's DistributedDataParallel does); the running statistics are then
 rank 0's, copied to every rank after each step (DDP's ``broadcast_buffers``), so
-the model evaluated and saved is the same everywhere.
+the model evaluated and saved is the same everywhere. With
+``sync_batchnorm=True`` (PyTorch's ``SyncBatchNorm``) every batch norm layer
+normalises with the statistics of the whole global batch instead: one more
+Allreduce of 2C+1 numbers per layer in forward and of 2C in backward (see
+``F.batch_norm``'s ``reduce``). Training is then the one-process training, step
+for step, for networks with batch norm too; it costs those small collectives, and
+matters when a rank's share is small (a few images per rank).
 
 Dropout gives every sample the mask one process would give it: every rank's
 generators are in the same state (the same seed, or the same checkpoint), and while
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn import BatchNorm1d, BatchNorm2d
 from .communicator import Communicator, get_communicator
 from .data import ShardedLoader
 
@@ -45,14 +52,23 @@ class DataParallel:
     On construction, rank 0's parameters, buffers and optimizer state are copied to
     every rank (``bcast_data``). With one process every method leaves training as
     it is: ``loader`` returns its argument and ``fit_arguments`` adds nothing.
+
+    ``sync_batchnorm=True`` makes every batch norm layer of ``model`` synchronised
+    over the ranks (statistics of the global batch); with one process it changes
+    nothing.
     """
 
-    def __init__(self, model, optimizer, comm: Communicator | None = None):
+    def __init__(self, model, optimizer, comm: Communicator | None = None, sync_batchnorm: bool = False):
         self.model, self.optimizer = model, optimizer
         self.comm = comm if comm is not None else get_communicator()
         self.train_loader: ShardedLoader | None = None
+        self.sync_batchnorm = bool(sync_batchnorm)
         if self.comm.size > 1:
             self.broadcast()
+            if self.sync_batchnorm:
+                for m in model.modules():
+                    if isinstance(m, (BatchNorm1d, BatchNorm2d)):
+                        m.reduce = self.reduce
 
     @property
     def parallel(self) -> bool:

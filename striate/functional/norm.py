@@ -7,7 +7,7 @@ neighbours across channels, at the same position (AlexNet, 2012).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,9 +53,43 @@ def _running_stat(r: TensorLike | None, C: int, name: str) -> np.ndarray | None:
     return arr
 
 
+def _global_statistics(xp: Any, a3: np.ndarray, C: int, n: int, reduce: Callable[[np.ndarray], np.ndarray],
+                       dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and biased variance of each channel over every process's (N, C, L), and the global count.
+
+    One ``reduce`` of [Σx (C), Σx² (C), n], summed in float64.
+    """
+    a64 = a3.astype(np.float64)
+    local = xp.concatenate([xp.einsum("ncl->c", a64), xp.einsum("ncl,ncl->c", a64, a64),
+                            xp.asarray([n], dtype=np.float64)])
+    total = xp.asarray(reduce(local), dtype=np.float64)
+    if total.shape != (2 * C + 1,):
+        raise ValueError(f"batch_norm: reduce must return an array of the shape it was given, "
+                         f"{(2 * C + 1,)}, got {tuple(total.shape)}")
+    count = int(round(float(total[2 * C])))
+    mean = total[:C] / max(count, 1)
+    var = xp.maximum(total[C:2 * C] / max(count, 1) - mean * mean, 0.0)
+    return mean.astype(dtype), var.astype(dtype), count
+
+
+def _global_gradient_sums(xp: Any, sum_g: np.ndarray, sum_gxc: np.ndarray, n_local: int,
+                          reduce: Callable[[np.ndarray], np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Σ g and Σ g·xc of each channel over the processes, in this process's units.
+
+    Process r's g is that of the mean loss over its share, which enters the global
+    mean loss weighted by n_r: the sum of n_r · (r's sums), one ``reduce`` of a
+    (2C,) buffer, divided by this process's n.
+    """
+    C = sum_g.shape[0]
+    local = xp.concatenate([sum_g.astype(np.float64), sum_gxc.astype(np.float64)]) * n_local
+    total = xp.asarray(reduce(local), dtype=np.float64) / max(n_local, 1)
+    return total[:C].astype(dtype), total[C:].astype(dtype)
+
+
 def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: TensorLike | None,
                weight: TensorLike | None = None, bias: TensorLike | None = None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+               momentum: float = 0.1, eps: float = 1e-5,
+               reduce: Callable[[np.ndarray], np.ndarray] | None = None) -> Tensor:
     """Normalise each channel to zero mean and unit variance, then scale and shift.
 
         out = (x − mean_c) / sqrt(var_c + eps) · weight_c + bias_c
@@ -74,10 +108,28 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
     exponential one, pass ``momentum = 1 / batches_seen`` (what ``nn.BatchNorm``
     does for ``momentum=None``).
 
+    Synchronised batch norm (PyTorch's ``SyncBatchNorm``): with ``reduce``, a
+    callable that returns the elementwise sum of a float64 array over the
+    processes of a data-parallel job, the batch statistics in training are those
+    of the global batch (every process's share together). Forward sums Σx, Σx²
+    and the count of each channel in one ``reduce`` of a (2C+1,) buffer; the
+    running statistics are updated from the global mean and variance (unbiased
+    with the global n), the same on every process. Backward sums Σ dL/dx̂ and
+    Σ dL/dx̂·x̂ of each channel in one ``reduce`` of a (2C,) buffer, so that dx
+    is the gradient of the global-batch formula. Each process's gradient is taken
+    to be that of the mean loss over its own share (what ``dist.DataParallel``
+    weights by share / global batch), so the backward sums are weighted by each
+    share's count: with unequal shares too, the gradients weighted as
+    DataParallel does are the one-process ones. The gradients of weight and bias
+    stay the process's own. Every process must call it (a collective). With
+    ``reduce=None`` (the default), or outside training (``training=False``), it
+    is ordinary batch norm and ``reduce`` is never called.
+
     Args:
         x: (N, C), (N, C, L) or (N, C, H, W) (any (N, C, ...)).
         running_mean, running_var: (C,) Tensors or arrays, or both None.
         weight, bias: (C,) or None (then 1 and 0).
+        reduce: None, or the sum over processes (synchronised batch norm).
 
     Shape:
         x:   (N, C, H, W)
@@ -101,6 +153,9 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
                         "(for a cumulative average pass momentum = 1 / batches_seen)")
     if not eps > 0:
         raise ValueError(f"{op}: eps must be positive, got {eps!r}")
+    if reduce is not None and not callable(reduce):
+        raise TypeError(f"{op}: reduce must be None or a callable that sums an array over the processes, "
+                        f"got {type(reduce).__name__}")
 
     xp = array_module(x.data)
     N = x.shape[0]
@@ -111,7 +166,19 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
     a3 = x.data.reshape(N, C, -1)                    # (N, C, L), a view when x is contiguous
     col = (1, C, 1)                                  # per-channel values broadcast over (N, C, L)
     batch_stats = training or rm is None
-    if batch_stats:
+    synced = reduce is not None and training         # as PyTorch's SyncBatchNorm: in training only
+    n_local = n                                      # this process's values per channel
+    if synced and reduce is not None:
+        mean, var, n = _global_statistics(xp, a3, C, n, reduce, x.dtype)
+        if training and n <= 1:
+            raise ValueError(f"{op} needs more than one value per channel when training, "
+                             f"got {n} over all processes")
+        xc = a3 - mean.reshape(col)
+        if training and rm is not None and rv is not None:
+            m = float(momentum)
+            rm[...] = (1 - m) * rm + m * mean
+            rv[...] = (1 - m) * rv + m * var * (n / (n - 1))
+    elif batch_stats:
         if training and n <= 1:
             raise ValueError(f"{op} needs more than one value per channel when training, "
                              f"got input {tuple(x.shape)}")
@@ -142,7 +209,15 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
         sum_gxc = (xp.einsum("ncl,ncl->c", g3, xc)
                    if need_sums or (weight is not None and weight.requires_grad) else None)
         if x.requires_grad:
-            if batch_stats:
+            if synced and reduce is not None and sum_g is not None and sum_gxc is not None:
+                # the same three terms with the global sums of g and g·xc, each process's
+                # weighted by its count (its g is that of its share's mean loss)
+                tot_g, tot_gxc = _global_gradient_sums(xp, sum_g, sum_gxc, n_local, reduce, x.dtype)
+                k = x.dtype.type(n)
+                dx = g3 * scale.reshape(col)
+                dx += xc * (-scale * rstd * rstd * tot_gxc / k).reshape(col)
+                dx += (-scale * tot_g / k).reshape(col)
+            elif batch_stats:
                 # dx = w·rstd·(g − mean(g) − xhat·mean(g·xhat)), xhat = xc·rstd: the three terms
                 # (direct path, path through the mean, through the variance) as per-channel
                 # coefficients of g, xc and 1

@@ -2,7 +2,7 @@
 layer norm, and local response normalisation."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,13 +27,18 @@ class _BatchNorm(Module):
         track_running_stats: keep ``running_mean``/``running_var`` (float32 buffers,
             0 and 1 at first) and ``num_batches_tracked`` (int64), used in evaluation
             mode; without them batch statistics are used in both modes.
+        reduce: None (statistics of this process's batch), or a callable summing a
+            float64 array over the processes of a data-parallel job: synchronised
+            batch norm, statistics of the global batch (see ``F.batch_norm``;
+            ``dist.DataParallel(..., sync_batchnorm=True)`` sets it on every layer).
     """
 
     _layouts: tuple[int, ...] = ()
     _layout_text = ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, *, bias: bool = True):
+                 affine: bool = True, track_running_stats: bool = True, *, bias: bool = True,
+                 reduce: Callable[[np.ndarray], np.ndarray] | None = None):
         super().__init__()
         name = type(self).__name__
         self.num_features = check_int(num_features, "num_features", name)
@@ -43,6 +48,9 @@ class _BatchNorm(Module):
         self.affine = bool(affine)
         self.use_bias = bool(bias) and self.affine     # whether a shift is learnt
         self.track_running_stats = bool(track_running_stats)
+        if reduce is not None and not callable(reduce):
+            raise TypeError(f"{name}: reduce must be None or a callable, got {type(reduce).__name__}")
+        self.reduce = reduce
         C = self.num_features
         if self.affine:
             self.weight = Parameter(np.ones(C, dtype=np.float32))
@@ -89,11 +97,12 @@ class _BatchNorm(Module):
         # in evaluation mode without running statistics, batch statistics are used
         # (F.batch_norm does so when both running statistics are None)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=self.training, momentum=momentum, eps=self.eps)
+                            training=self.training, momentum=momentum, eps=self.eps, reduce=self.reduce)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.use_bias}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.use_bias}, track_running_stats={self.track_running_stats}"
+                + (", synchronised" if self.reduce is not None else ""))
 
 
 class BatchNorm1d(_BatchNorm):

@@ -60,9 +60,10 @@ def test_striate_train_with_two_workers(mnist, tmp_path):
 def test_launch_form_with_mpiexec(mnist, tmp_path):
     """The documented form, ``mpiexec -n 2 python -m mpi4py -m striate train ...``, trains the same run."""
     done = run([*mpi_command(2, "-m", "striate", "train", "mlp", "--limit", "600", "--epochs", "1", "--quiet",
-                             "--out", "run")], timeout=300, cwd=tmp_path)
+                             "--out", "run", "--sync-batchnorm")], timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["workers"] == 2
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["workers"] == 2 and config["sync_batchnorm"] is True
     assert subprocess.run([sys.executable, "-m", "striate", "evaluate", "run"], cwd=tmp_path, env=environment(),
                           capture_output=True, text=True, timeout=120).returncode == 0
 
@@ -82,4 +83,19 @@ def test_batch_norm_statistics_are_rank_0s_everywhere():
     one = run_workers(1, "batchnorm", timeout=120, mpi=False)
     two = run_workers(2, "batchnorm", timeout=120)
     assert two["differ"] == 0.0
-    assert not np.allclose(two["running_mean"], one["running_mean"], rtol=1e-5)   # per-rank statistics
+    assert not np.allclose(two["running"][0], one["running"][0], rtol=1e-5)    # per-rank statistics
+    assert not np.allclose(two["losses"], one["losses"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_synchronised_batch_norm_trains_as_one_process(ranks):
+    # global batches of 25 (shares 12/13 or 8/8/9) and a last one of 5: with --sync-batchnorm every layer
+    # normalises with the whole batch's statistics, so the losses, the weights and the running statistics
+    # are one process's
+    one = run_workers(1, "batchnorm", "1", timeout=120, mpi=False)
+    many = run_workers(ranks, "batchnorm", "1", timeout=120)
+    assert many["size"] == ranks and many["differ"] == 0.0 and len(many["losses"]) == len(one["losses"]) == 9
+    np.testing.assert_allclose(many["losses"], one["losses"], rtol=1e-5)
+    np.testing.assert_allclose(many["weights"], one["weights"], rtol=1e-4, atol=1e-6)
+    for a, b in zip(many["running"], one["running"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -111,8 +111,8 @@ def dropout(batch: str = "25") -> None:
     report(comm, {"size": comm.size, "losses": losses})
 
 
-def batchnorm() -> None:
-    """A net with batch norm: after training every rank holds the same weights and rank 0's running statistics."""
+def batchnorm(sync: str = "0") -> None:
+    """A net with batch norm: the loss of each step, the weights, rank 0's running statistics (``sync``: synchronised)."""
     from striate import functional as F
     from striate import nn
     from striate.data import DataLoader
@@ -120,20 +120,22 @@ def batchnorm() -> None:
 
     comm = dist.get_communicator()
     st.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 32),
+                          nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
     data = np.random.default_rng(1)
-    x, y = data.random((200, 8, 8), dtype=np.float32), data.integers(0, 10, 200)
+    x, y = data.random((205, 1, 8, 8), dtype=np.float32), data.integers(0, 10, 205)
     optimizer = st.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    parallel = dist.DataParallel(model, optimizer, comm)
-    loader = parallel.loader(DataLoader((x, y), batch_size=40, shuffle=True, seed=0))
+    parallel = dist.DataParallel(model, optimizer, comm, sync_batchnorm=sync == "1")
+    loader = parallel.loader(DataLoader((x, y), batch_size=25, shuffle=True, seed=0))   # shares 12/13, last 2/3
     extra = parallel.fit_arguments()
-    for _ in train_epoch(model, F.cross_entropy, optimizer, loader, 1, transform_grads=extra.get("transform_grads"),
-                         reduce=extra.get("reduce")):
-        pass
+    losses = [loss for _, loss in train_epoch(model, F.cross_entropy, optimizer, loader, 1,
+                                              transform_grads=extra.get("transform_grads"),
+                                              reduce=extra.get("reduce"))]
     state = np.concatenate([np.ravel(v) for v in model.state_dict().values()]).astype(np.float64)
     spread = comm.allreduce_sum(state) / comm.size - state
-    running_mean = next(v for k, v in model.state_dict().items() if k.endswith("running_mean"))
-    report(comm, {"size": comm.size, "differ": float(np.abs(spread).max()), "running_mean": running_mean.tolist()})
+    running = [v.tolist() for k, v in model.state_dict().items() if k.endswith(("running_mean", "running_var"))]
+    report(comm, {"size": comm.size, "differ": float(np.abs(spread).max()), "running": running, "losses": losses,
+                  "weights": [float(v) for v in np.concatenate([p.data.ravel() for p in model.parameters()])]})
 
 
 def fail_on_one_rank(where: str = "collective") -> None:

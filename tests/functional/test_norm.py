@@ -197,3 +197,91 @@ def test_lrn_keeps_dtype_and_errors():
         F.local_response_norm(np.ones((4, 3), np.float32), 3)
     with pytest.raises(ValueError, match="size must be a positive int"):
         F.local_response_norm(np.ones((1, 3, 2), np.float32), 0)
+
+
+def _as_ranks(sizes, run):
+    """``run(rank, reduce)`` on len(sizes) threads, as ranks of one job: ``reduce`` sums over them (a barrier)."""
+    import threading
+    barrier = threading.Barrier(len(sizes), timeout=30)
+    slots: list = [None] * len(sizes)
+    results: list = [None] * len(sizes)
+    errors: list = []
+
+    def rank(r):
+        def reduce(a):
+            slots[r] = np.array(a, dtype=np.float64)
+            barrier.wait()
+            total = sum(slots[1:], slots[0].copy())            # the same order on every rank
+            barrier.wait()
+            return total
+        try:
+            results[r] = run(r, reduce)
+        except BaseException as exc:                            # noqa: BLE001 (reported below)
+            errors.append(exc)
+            barrier.abort()
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(len(sizes))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("sizes", [(4, 4), (3, 5), (2, 3, 3)], ids=str)
+@pytest.mark.parametrize("shape", [(8, 3, 5, 5), (8, 4), (8, 2, 7)], ids=str)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_synchronised_batch_norm_equals_batch_norm_on_the_whole_batch(sizes, shape, dtype, rng):
+    # each rank's loss is the mean over its share, weighted into the global mean by share / batch (as
+    # DataParallel does): forward, running statistics and weighted gradients are the whole batch's
+    C, N = shape[1], shape[0]
+    x, w, b = rng.standard_normal(shape) * 2 + 0.5, rng.standard_normal(C), rng.standard_normal(C)
+    G = rng.standard_normal(shape)                              # dL/dout of the whole batch's mean loss
+    rm0, rv0 = rng.standard_normal(C), rng.uniform(0.5, 2, C)
+
+    def whole():                                                # float64 reference, one process
+        t, tw, tb = (st.Tensor(a, requires_grad=True, dtype=np.float64) for a in (x, w, b))
+        rm, rv = rm0.copy(), rv0.copy()
+        out = F.batch_norm(t, rm, rv, tw, tb, training=True, momentum=0.3)
+        out.backward(G)
+        return out.data, t.grad, tw.grad, tb.grad, rm, rv
+    ref = whole()
+    bounds = np.cumsum((0,) + sizes)
+
+    def rank(r, reduce):
+        lo, hi = bounds[r], bounds[r + 1]
+        t, tw, tb = (st.Tensor(a, requires_grad=True, dtype=dtype) for a in (x[lo:hi], w, b))
+        rm, rv = rm0.astype(dtype), rv0.astype(dtype)
+        out = F.batch_norm(t, rm, rv, tw, tb, training=True, momentum=0.3, reduce=reduce)
+        out.backward((G[lo:hi] * (N / (hi - lo))).astype(dtype))   # the gradient of the share's mean loss
+        share = float((hi - lo) / N)
+        return out.data, t.grad * share, tw.grad * share, tb.grad * share, rm, rv
+    ranks = _as_ranks(sizes, rank)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for r in ranks:
+        assert r[0].dtype == dtype and r[1].dtype == dtype
+    assert_close(np.concatenate([r[0] for r in ranks]), ref[0], tol, "output")
+    assert_close(np.concatenate([r[1] for r in ranks]), ref[1], tol, "input gradient")
+    assert_close(sum(r[2] for r in ranks), ref[2], tol, "weight gradient (weighted sum over ranks)")
+    assert_close(sum(r[3] for r in ranks), ref[3], tol, "bias gradient (weighted sum over ranks)")
+    for r in ranks:
+        assert_close(r[4], ref[4], tol, "running mean")
+        assert_close(r[5], ref[5], tol, "running variance")
+        assert (r[4] == ranks[0][4]).all() and (r[5] == ranks[0][5]).all()   # the same on every rank
+
+
+def test_synchronised_batch_norm_with_one_process_is_batch_norm(rng):
+    # reduce=identity (one process) gives the ordinary result; reduce=None is bit for bit the old path
+    x, g = randn(rng, 6, 3, 4, 4, dtype=np.float64), randn(rng, 6, 3, 4, 4, dtype=np.float64)
+    outs = []
+    for reduce in (None, lambda a: np.array(a)):
+        t = st.Tensor(x, requires_grad=True, dtype=np.float64)
+        out = F.batch_norm(t, np.zeros(3), np.ones(3), training=True, reduce=reduce)
+        out.backward(g)
+        outs.append((out.data, t.grad))
+    assert_close(outs[1][0], outs[0][0], 1e-12, "output")
+    assert_close(outs[1][1], outs[0][1], 1e-12, "input gradient")
+    # evaluation with running statistics never calls reduce
+    F.batch_norm(x, np.zeros(3), np.ones(3), training=False, reduce=lambda a: pytest.fail("reduce called"))
+    with pytest.raises(TypeError, match="reduce"):
+        F.batch_norm(x, None, None, training=True, reduce=3)

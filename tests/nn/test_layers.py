@@ -241,6 +241,32 @@ def test_batch_norm_checks_input():
         nn.BatchNorm2d(3, eps=0)
 
 
+def test_synchronised_batch_norm_layer_passes_its_reduce_in_training_only(rng):
+    # the layer hands ``reduce`` to F.batch_norm: called once forward, once backward, in training only;
+    # with the identity (one process) the result is the ordinary layer's
+    calls = []
+
+    def reduce(a):
+        calls.append(a.shape)
+        return np.array(a)
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    plain, synced = nn.BatchNorm2d(3), nn.BatchNorm2d(3, reduce=reduce)
+    assert "synchronised" in repr(synced) and "synchronised" not in repr(plain)
+    xs = [st.Tensor(x, requires_grad=True) for _ in range(2)]
+    outs = [plain(xs[0]), synced(xs[1])]
+    for o in outs:
+        (o * o).sum().backward()
+    assert calls == [(7,), (6,)]                                  # [Σx, Σx², n] forward; [Σg, Σg·x̂] backward
+    assert_close(outs[1].data, outs[0].data, 1e-5, "output")
+    assert_close(xs[1].grad, xs[0].grad, 1e-4, "input gradient")
+    assert_close(synced.running_var, plain.running_var, 1e-6, "running variance")
+    synced.eval()
+    synced(x)
+    assert len(calls) == 2                                        # evaluation is local
+    with pytest.raises(TypeError, match="reduce must be None or a callable"):
+        nn.BatchNorm1d(3, reduce=1)
+
+
 # ---------------------------------------------------------------------------
 # dropout
 
