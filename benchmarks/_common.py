@@ -30,11 +30,18 @@ if str(ROOT) not in sys.path:
 
 
 def set_threads(n: int):
-    """Give NumPy's BLAS and PyTorch the same number of threads; returns the threadpoolctl limiter."""
+    """Give striate, NumPy's BLAS and PyTorch the same number of threads; returns the threadpoolctl limiter.
+
+    The BLAS gets ``n`` threads here; ``st.set_num_threads(n)``, called last, sets it back to
+    one thread (striate shares out its ops' tiles over its own ``n`` threads instead).
+    """
     import threadpoolctl
     import torch
+
+    import striate as st
     limiter = threadpoolctl.threadpool_limits(n, user_api="blas")
     torch.set_num_threads(n)
+    st.set_num_threads(n)
     return limiter
 
 

@@ -2,11 +2,12 @@
 
 Wraps every public op in ``striate.functional`` and every backward closure the ops record,
 runs train steps, and prints each op's share of the step in CPU time of the calling
-thread (``time.thread_time``: less disturbed by other processes than wall time; with
-more than one BLAS thread it misses the helpers' share of a GEMM, so profile with 1).
+thread (``time.thread_time``: less disturbed by other processes than wall time), or with
+``--threads`` above 1 in wall-clock time (the calling thread's CPU time would miss the
+other threads' share).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_lenet.py \\
-        [--batch 64] [--model lenet5-modern|lenet5|alexnet]
+        [--batch 64] [--model lenet5-modern|lenet5|alexnet] [--threads 2] [--clock cpu|wall]
 """
 from __future__ import annotations
 
@@ -68,7 +69,11 @@ def main(argv=None):
     p.add_argument("--model", default="lenet5-modern")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clock", choices=("cpu", "wall"), help="default: cpu at one thread, wall at more")
     args = p.parse_args(argv)
+    global _clock
+    wall = args.clock == "wall" or (args.clock is None and args.threads > 1)
+    _clock = time.perf_counter if wall else time.thread_time
     set_threads(args.threads)
     print(machine_header(args.threads))
     instrument()
@@ -101,7 +106,8 @@ def main(argv=None):
         for phase, t in zip(("forward", "backward", "optimizer"), step()):
             phases[phase] += t
     total = sum(phases.values())
-    print(f"\n{args.model}, batch {args.batch}: {total / args.steps * 1e3:.2f} ms per step (CPU time), "
+    clock = "wall clock" if wall else "CPU time"
+    print(f"\n{args.model}, batch {args.batch}: {total / args.steps * 1e3:.2f} ms per step ({clock}), "
           + ", ".join(f"{k} {v / total:.0%}" for k, v in phases.items()))
     print(f"{'op':32} {'ms/step':>8} {'share':>6} {'calls/step':>10}")
     for name, t in sorted(_spent.items(), key=lambda kv: -kv[1]):

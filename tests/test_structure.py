@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1] / "striate"
 # Each top-level part of the package and its layer: a module may import its own
 # layer and those below it, never one above.
 LAYERS = {
-    "tensor": 0, "random": 0,
+    "tensor": 0, "random": 0, "threads": 0, "heap": 0,
     "checks": 1,
     "functional": 2, "gradcheck": 2,
     "nn": 3,

@@ -47,3 +47,12 @@ def out_dir(value: str | None, default: Path) -> Path:
         raise CLIError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def add_threads_argument(parser) -> None:
+    """``--threads N``: striate's threads for the command (default: every core this process may use)."""
+    from ..threads import available_cores
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help=f"threads for striate's ops (default: the cores this process may use, "
+                             f"{available_cores()} here; 1 per process under mpiexec or with --workers); "
+                             f"the results do not depend on it")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..checks import normalize_name
-from .common import RAW, CLIError
+from .common import RAW, CLIError, add_threads_argument
 
 __all__ = ["add_commands", "cmd_experiment"]
 
@@ -77,7 +77,5 @@ def add_commands(subparsers) -> None:
                         "DIR/NAME for each); earlier results there are replaced")
     e.add_argument("--seed", type=int, default=0, help="fixes initial weights, data order and dropout (default 0)")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
-    e.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads (default 1: these small products gain little from more, and lose badly "
-                        "when other programs share the cores)")
+    add_threads_argument(e)
     e.set_defaults(run=cmd_experiment)

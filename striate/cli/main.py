@@ -62,15 +62,16 @@ def _one_line(message: object) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
-def _blas_threads(n):
-    """Limit the BLAS library's threads to ``n`` for the duration of a command (None: leave them)."""
-    import contextlib
-    if n is None:
-        return contextlib.nullcontext()
-    if n < 1:
+def _threads(n):
+    """striate's threads for the duration of a command: ``n``, or by default all the cores this
+    process may use, one per process when started by mpiexec with several."""
+    from .. import threads
+    from ..dist import launched_by_mpi
+    if n is None and launched_by_mpi():
+        n = 1                                 # N processes on N cores: more threads would compete
+    if n is not None and n < 1:
         raise CLIError(f"--threads must be at least 1, got {n}")
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=n, user_api="blas")
+    return threads.using(n)
 
 
 def main(argv=None) -> int:
@@ -98,7 +99,7 @@ def _main(argv) -> int:
         if not getattr(args, "run", None):
             parser.print_help()
             return 2
-        with _blas_threads(getattr(args, "threads", None)):
+        with _threads(getattr(args, "threads", None)):
             return args.run(args)
     except SystemExit as exc:                 # --help and --version
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)

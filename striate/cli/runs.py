@@ -35,7 +35,7 @@ from ..train import (
     recipe_for,
     run_state,
 )
-from .common import RAW, CLIError, model_name, plural
+from .common import RAW, CLIError, add_threads_argument, model_name, plural
 
 __all__ = ["add_commands", "cmd_train", "cmd_evaluate", "cmd_predict"]
 
@@ -288,7 +288,7 @@ def _launch_workers(args) -> int:
     """``striate train ... --workers N``: run the same command on N processes under mpiexec; its exit code."""
     from ..dist import DistUnavailable, launch
     try:
-        return launch(args.workers, _without_workers(args.argv), args.threads)
+        return launch(args.workers, _without_workers(args.argv), args.threads or 1)
     except DistUnavailable as exc:
         raise CLIError(str(exc)) from None
 
@@ -585,9 +585,7 @@ def add_commands(sub) -> None:
     t.add_argument("--no-memory-check", action="store_true", dest="no_memory_check",
                    help="start even if the estimated memory need exceeds the available memory "
                         "(by default such a run is refused before it starts)")
-    t.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads for the matrix products (default 1: LeNet's small products gain little "
-                        "from a second thread, and lose badly when another program shares the cores)")
+    add_threads_argument(t)
     t.add_argument("--workers", type=int, metavar="N",
                    help="train on N processes of this machine, data-parallel over MPI (extra striate[dist]): "
                         "starts mpiexec -n N PYTHON -m mpi4py -m striate train ...; --batch-size stays the "

@@ -11,7 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .common import RAW, CLIError
+from .common import RAW, CLIError, add_threads_argument
 
 __all__ = ["add_commands", "cmd_serve"]
 
@@ -99,6 +99,5 @@ def add_commands(sub) -> None:
     s.add_argument("--host", default=LOCAL, help=f"address to listen on (default {LOCAL}: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
     s.add_argument("--runs", default="runs", metavar="DIR", help="where to look for runs without RUN (default runs)")
-    s.add_argument("--threads", type=int, default=1,
-                   help="BLAS threads (default 1: LeNet's products are small)")
+    add_threads_argument(s)
     s.set_defaults(run=cmd_serve)

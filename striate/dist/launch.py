@@ -56,10 +56,10 @@ def mpiexec_command(workers: int, args: list[str]) -> list[str]:
 
 
 def worker_environment(threads: int | None = 1) -> dict[str, str]:
-    """This process's environment with ``threads`` BLAS threads per rank (None: as it is)."""
+    """This process's environment with ``threads`` threads per rank, striate's and the BLAS's (None: as it is)."""
     env = dict(os.environ)
     if threads is not None:
-        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        for name in ("STRIATE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = str(threads)
     return env
 

@@ -52,7 +52,7 @@ def get(name: str) -> ModuleType:
 
 
 def run(name: str, out, quick: bool = False, seed: int = 0, progress: bool | None = None, log=None,
-        threads: int | None = 1) -> dict:
+        threads: int | None = None) -> dict:
     """Run experiment ``name``, writing results.json and NAME.png into ``out``; returns the results.
 
     See :func:`striate.experiments._runner.run_experiment` for the arguments.

@@ -324,7 +324,7 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def run_experiment(module, out, quick: bool = False, seed: int = 0, progress: bool | None = None,
-                   log: Callable[[str], None] | None = None, threads: int | None = 1) -> dict:
+                   log: Callable[[str], None] | None = None, threads: int | None = None) -> dict:
     """Run one experiment module and write its results into the folder ``out``.
 
     Args:
@@ -334,7 +334,7 @@ def run_experiment(module, out, quick: bool = False, seed: int = 0, progress: bo
         seed: the base seed.
         progress: progress bars (default: when stderr is a terminal).
         log: where lines go (default: printed, above any progress bar).
-        threads: BLAS threads while it runs (None: leave as is).
+        threads: striate's threads while it runs (None: as set; the results do not depend on it).
 
     Returns the content of results.json.
     """
@@ -354,7 +354,7 @@ def run_experiment(module, out, quick: bool = False, seed: int = 0, progress: bo
     say(f"budget ({size_name}, by design a small one so that it runs in minutes on a CPU): "
         f"{module.budget(ctx.size)}; seed {seed}")
 
-    limits = _blas_limit(threads)
+    limits = _threads_limit(threads)
     t0 = time.perf_counter()
     with limits:
         report = module.run(ctx)
@@ -403,9 +403,6 @@ def run_experiment(module, out, quick: bool = False, seed: int = 0, progress: bo
     return results
 
 
-def _blas_limit(threads):
-    import contextlib
-    if threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=int(threads), user_api="blas")
+def _threads_limit(threads):
+    from ..threads import using
+    return using(None if threads is None else int(threads))

@@ -63,6 +63,7 @@ from ..checks import (
     positive_pair,
 )
 from ..tensor import Gradients, Tensor, TensorLike, array_module
+from ..threads import run_tiles, tile_bounds
 from . import winograd
 from ._workspace import scratch as _scratch
 
@@ -82,6 +83,7 @@ _BATCH_LAST = (1, 2, 3, 0)     # (C, H, W, N)
 _SHORT_ROW = 16                # output rows shorter than this use batch last
 _CHUNK_BYTES = 1 << 21         # columns per chunk (measured best from 1 to 4 MiB)
 _MIN_COLUMNS = 2048            # batch last, the fewest columns a chunk's products should have
+_SPLIT_BYTES = 1 << 19         # columns of a whole batch beyond which it is cut in two chunks at least
 
 _Grads = tuple[np.ndarray | None, np.ndarray | None]     # (dx, dw), each None when not wanted
 
@@ -104,19 +106,29 @@ def _make_geometry(kernel: tuple[int, int], stride: tuple[int, int], dilation: t
 
 
 def _chunks(N: int, C: int, geo: _Geometry, itemsize: int) -> list[tuple[int, int]]:
-    """(start, stop) of each chunk of images.
+    """(start, stop) of each chunk of images: the tiles that ``threads.run_tiles`` shares out.
 
     A chunk's columns should fit ``_CHUNK_BYTES``. Batch last, a chunk's images also make
     the matrix products' long side (n·OH·OW columns), and products with fewer than
     ``_MIN_COLUMNS`` columns run well below the BLAS's speed: there the chunk grows to
-    reach that many, cache or not (AlexNet's 13×13 layers).
+    reach that many, cache or not (AlexNet's 13×13 layers). So that threads can share
+    them evenly, the chunks are of equal size (within one image), and their number is
+    rounded up to a multiple of 4 where the chunks stay at least half that size, else of
+    2; a batch whose columns fit one chunk is still cut in two when they exceed
+    ``_SPLIT_BYTES``. The cut depends on the shapes only, never on the number of threads.
     """
     (kh, kw), (OH, OW) = geo.kernel, geo.out_size
     per_image = C * kh * kw * OH * OW * itemsize
     step = max(1, _CHUNK_BYTES // max(per_image, 1))
     if geo.order == _BATCH_LAST:
         step = max(step, -(-_MIN_COLUMNS // (OH * OW)))
-    return [(s, min(s + step, N)) for s in range(0, N, step)]
+    count = -(-N // step)
+    if count > 1:
+        four = -(-count // 4) * 4
+        count = four if N // four >= (step + 1) // 2 else count + count % 2
+    elif N > 1 and N * per_image > _SPLIT_BYTES:
+        count = 2
+    return tile_bounds(N, count)
 
 
 def _padded_shape(geo: _Geometry, n: int, C: int, H: int, W: int) -> tuple[int, ...]:
@@ -250,7 +262,10 @@ def _conv_forward(x: np.ndarray, wmat: np.ndarray, geo: _Geometry,
     OH, OW = geo.out_size
     out = xp.empty((N, g * Kg, OH, OW), dtype=x.dtype)
     b = None if bias is None else bias.reshape(1, -1, 1, 1)
-    for s, e in _chunks(N, C, geo, x.itemsize):
+    chunks = _chunks(N, C, geo, x.itemsize)
+
+    def chunk(t: int) -> None:
+        s, e = chunks[t]
         cols = _im2col(_padded(x[s:e], geo), geo, C)
         if geo.order == _BATCH_FIRST:                       # one product per image, straight into out
             xp.matmul(wmat, cols, out=out[s:e].reshape(_matrix_shape(geo, e - s, Kg)))
@@ -263,6 +278,7 @@ def _conv_forward(x: np.ndarray, wmat: np.ndarray, geo: _Geometry,
                 out[s:e] = res
             else:
                 xp.add(res, b, out=out[s:e])                # reorder and add in one pass
+    run_tiles(chunk, len(chunks))
     return out
 
 
@@ -292,15 +308,23 @@ def _conv_backward(g: np.ndarray, wmat: np.ndarray, geo: _Geometry, x_shape: tup
     dw: Any = None if x is None else xp.zeros(weight_shape or wmat.shape, dtype=g.dtype)
     dw_mat: Any = None if x is None else dw.reshape(wmat.shape)      # a view: sums land in dw
     wmat_t = wmat.swapaxes(1, 2)                            # (g, C/g·kh·kw, K/g)
-    for s, e in _chunks(N, C, geo, g.itemsize):
+    chunks = _chunks(N, C, geo, g.itemsize)
+    partial: list[Any] = [None] * len(chunks)               # each chunk's dW, added in chunk order below
+
+    def chunk(t: int) -> None:
+        s, e = chunks[t]
         gmat = _output_matrix(g[s:e], geo)
         if x is not None:
-            dw_mat += _conv_weight_grad(gmat, _im2col(_padded(x[s:e], geo), geo, C))
+            partial[t] = _conv_weight_grad(gmat, _im2col(_padded(x[s:e], geo), geo, C))
         if input_grad:
             rows = wmat_t.shape[1]
             dcols = xp.matmul(wmat_t, gmat, out=_scratch("dcols", _matrix_shape(geo, e - s, rows), g.dtype, xp))
             padded = _col2im(dcols, geo, e - s, C, H, W)
             dx[s:e] = padded[_interior(geo, H, W)].transpose(_to_nchw_order(geo))
+    run_tiles(chunk, len(chunks))
+    if x is not None:
+        for p in partial:                                   # a fixed order: the same sum at any thread count
+            dw_mat += p
     return dx, dw
 
 

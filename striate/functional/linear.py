@@ -6,9 +6,22 @@ import math
 import numpy as np
 
 from ..checks import check_float, check_same_dtype, to_tensor
-from ..tensor import Gradients, Tensor, TensorLike
+from ..tensor import Gradients, Tensor, TensorLike, array_module
+from ..threads import for_tiles, split
 
 __all__ = ["linear"]
+
+_TILE = 1 << 21          # multiply-adds per tile of a product shared out over threads
+_SERIAL = 1 << 21        # fewer than this: one tile (threads would not gain)
+
+
+def _rows_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a (M, K) @ b (K, P), in tiles of a's rows for large products (each row's result is the same)."""
+    xp = array_module(a)
+    out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
+    for_tiles(split(a.shape[0], a.shape[1] * b.shape[1], _TILE, _SERIAL),
+              lambda s, e: xp.matmul(a[s:e], b, out=out[s:e]))
+    return out
 
 
 def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
@@ -43,14 +56,14 @@ def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) ->
                          f"got {tuple(bias.shape)}")
     M = math.prod(x.shape[:-1])                      # everything before the feature axis
     x2 = x.data.reshape(M, n_in)                     # (M, in)
-    out = x2 @ weight.data.T                         # (M, out)
+    out = _rows_product(x2, weight.data.T)           # (M, out)
     if bias is not None:
         out += bias.data
 
     def backward(g: np.ndarray) -> Gradients:
         g2 = g.reshape(M, n_out)                     # (M, out)
-        dx = (g2 @ weight.data).reshape(x.shape) if x.requires_grad else None      # (..., in)
-        dw = g2.T @ x2 if weight.requires_grad else None                           # (out, in)
+        dx = _rows_product(g2, weight.data).reshape(x.shape) if x.requires_grad else None   # (..., in)
+        dw = _rows_product(g2.T, x2) if weight.requires_grad else None                     # (out, in)
         db = g2.sum(axis=0) if bias is not None and bias.requires_grad else None   # (out,)
         return (dx, dw) if bias is None else (dx, dw, db)
     parents = (x, weight) if bias is None else (x, weight, bias)

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..checks import IntPair, check_float, check_ndim, nonnegative_pair, positive_pair, to_tensor
 from ..tensor import Gradients, Tensor, TensorLike, array_module
+from ..threads import for_tiles, split
 
 __all__ = [
     "max_pool2d", "min_pool2d", "avg_pool2d", "sum_pool2d", "lp_pool2d", "l2_pool2d",
@@ -51,6 +52,8 @@ OutputSize = int | None | tuple[int | None, int | None]
 # Windows that tile the input and hold at least this many elements are reduced as
 # contiguous rows (one reduction call) instead of tap by tap (kh·kw ufunc calls).
 _BLOCKS_MIN_WINDOW = 32
+_TILE = 1 << 17             # input values per tile of a max or min pooling shared out over threads
+_SERIAL = 1 << 17           # fewer input values than this: one tile (threads would not gain)
 
 
 # ---------------------------------------------------------------------------
@@ -159,14 +162,16 @@ _REDUCE = {  # kind: (ufunc folding one tap into the output, padding value = its
 }
 
 
-def _reduce(a: np.ndarray, win: _Windows, kind: str) -> np.ndarray:
-    """Reduce every window of a (N, C, H, W) with max, min or sum -> (N, C, OH, OW)."""
+def _reduce(a: np.ndarray, win: _Windows, kind: str, out: np.ndarray | None = None) -> np.ndarray:
+    """Reduce every window of a (N, C, H, W) with max, min or sum -> (N, C, OH, OW) (into ``out`` if given)."""
     xp = array_module(a)
     if win.blocks:
-        return getattr(win._rows(a), kind)(axis=-1)
+        return getattr(win._rows(a), kind)(axis=-1, out=out)
     name, identity = _REDUCE[kind]
     fold = getattr(xp, name)
-    out = xp.full(a.shape[:2] + win.out_hw, identity, dtype=a.dtype)
+    if out is None:
+        out = xp.empty(a.shape[:2] + win.out_hw, dtype=a.dtype)
+    out.fill(identity)
     for o, i in win.taps:
         part = out[o]                      # a view: folding in place fills out
         fold(part, a[i], out=part)
@@ -212,8 +217,8 @@ def _winners(x: np.ndarray, out: np.ndarray, win: _Windows, kind: str) -> Any:
 
 
 def _scatter(g: np.ndarray, win: _Windows, shape: tuple[int, ...],
-             route: np.ndarray | None = None) -> np.ndarray:
-    """The backward of window reading: g (N, C, OH, OW) -> dx (N, C, H, W).
+             route: np.ndarray | None = None, dx: np.ndarray | None = None) -> np.ndarray:
+    """The backward of window reading: g (N, C, OH, OW) -> dx (N, C, H, W) (into ``dx`` if given).
 
     Every tap adds its share of g back onto the input slice it read: all of g
     (sums), or only the windows whose winner it read (``route`` from ``_winners``).
@@ -226,11 +231,17 @@ def _scatter(g: np.ndarray, win: _Windows, shape: tuple[int, ...],
             rows[...] = g[..., None]                              # every element gets g
         else:
             xp.put_along_axis(rows, route[..., None], g[..., None], axis=-1)
-        return win._unrows(rows)                                  # (N, C, OH, OW, kh·kw) -> x's shape
+        if dx is None:
+            return win._unrows(rows)                              # (N, C, OH, OW, kh·kw) -> x's shape
+        dx[...] = win._unrows(rows)
+        return dx
     # g·mask is the fast way to route; an infinite g would give inf·0 = NaN at the
     # losing taps, so such (diverged) gradients take the exact, slower where().
     finite = route is None or bool(xp.isfinite(g).all())
-    dx = (xp.empty if win.covers_input else xp.zeros)(shape, dtype=g.dtype)
+    if dx is None:
+        dx = (xp.empty if win.covers_input else xp.zeros)(shape, dtype=g.dtype)
+    elif not win.covers_input:
+        dx.fill(0)
     for t, (o, i) in enumerate(win.taps):
         d, part = dx[i], g[o]                          # both (N, C, oh_t, ow_t)
         if route is not None and win.disjoint and finite:
@@ -260,12 +271,18 @@ def _extreme_pool(op: str, kind: str, x: TensorLike, kernel_size: IntPair, strid
                   padding: IntPair, dilation: IntPair, ceil_mode: bool) -> Tensor:
     x = pool_input(x, op)
     win = pool_windows(op, x, kernel_size, stride, padding, dilation, ceil_mode)
-    out = _reduce(x.data, win, kind)                       # (N, C, OH, OW)
+    xp, a = array_module(x.data), x.data
+    out = xp.empty(a.shape[:2] + win.out_hw, dtype=a.dtype)            # (N, C, OH, OW)
+    tiles = split(a.shape[0], math.prod(a.shape[1:]), _TILE, _SERIAL)    # images shared out over threads
+    for_tiles(tiles, lambda s, e: _reduce(a[s:e], win, kind, out=out[s:e]))
 
     def backward(g: np.ndarray) -> Gradients:
         # Each window's gradient goes to one element, its first extreme (the
         # winners are found again from x and out rather than kept from forward).
-        return (_scatter(g, win, x.shape, _winners(x.data, out, win, kind)),)
+        dx = xp.empty(a.shape, dtype=g.dtype)
+        for_tiles(tiles, lambda s, e: _scatter(g[s:e], win, dx[s:e].shape, _winners(a[s:e], out[s:e], win, kind),
+                                               dx=dx[s:e]))
+        return (dx,)
     return Tensor.from_op(out, (x,), backward, op)
 
 

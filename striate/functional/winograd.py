@@ -63,6 +63,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..tensor import array_module
+from ..threads import run_tiles
 from ._workspace import scratch
 
 __all__ = ["suits", "can_use", "conv_forward", "conv_backward"]
@@ -338,7 +339,10 @@ def conv_forward(x: np.ndarray, w: np.ndarray, geo: Any,
     U = _weight_transform(w, plan)                                  # (16, C'/g, K)
     out = xp.empty((N, K, OH, OW), dtype=x.dtype)
     b = None if bias is None else bias.reshape(1, K, 1, 1)
-    for s, e, a0, a1 in _blocks(N, plan, channels, K, x.itemsize):
+    blocks = _blocks(N, plan, channels, K, x.itemsize)
+
+    def block(t: int) -> None:                                      # blocks write disjoint parts of out
+        s, e, a0, a1 = blocks[t]
         n, tr = e - s, a1 - a0
         X = _phased_input(x[s:e], plan, a0, a1)
         V = scratch("wino_V", (4, 4, n, tr, tw, channels), x.dtype, xp)
@@ -357,6 +361,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, geo: Any,
             dst[...] = y
         else:
             xp.add(y, b, out=dst)
+    run_tiles(block, len(blocks))
     return out, U
 
 
@@ -380,7 +385,18 @@ def conv_backward(dout: np.ndarray, w: np.ndarray, geo: Any, x: np.ndarray, inpu
         UT = (_weight_transform(w, plan) if U is None else U).swapaxes(1, 2).copy()
     dU: Any = xp.zeros((16, cg, K), dtype=dout.dtype) if weight_grad else None    # each only when wanted
     dx: Any = xp.zeros(x.shape, dtype=dout.dtype) if input_grad else None
-    for s, e, a0, a1 in _blocks(N, plan, channels, K, dout.itemsize):
+    blocks = _blocks(N, plan, channels, K, dout.itemsize)
+    parts: list[Any] = [None] * len(blocks)                          # each block's dU, added in block order
+    # the blocks of one image add onto overlapping rows of its dx: they form one tile, done in order
+    tiles: list[list[int]] = []
+    for t, (s, _, _, _) in enumerate(blocks):
+        if tiles and blocks[tiles[-1][0]][0] == s:
+            tiles[-1].append(t)
+        else:
+            tiles.append([t])
+
+    def block(t: int) -> None:
+        s, e, a0, a1 = blocks[t]
         n, tr = e - s, a1 - a0
         rows = min(2 * a1, OH) - 2 * a0
         dY = scratch("wino_dY", (n, 2 * tr, 2 * tw, K), dout.dtype, xp)   # dout in tiles, padded with 0
@@ -395,10 +411,10 @@ def conv_backward(dout: np.ndarray, w: np.ndarray, geo: Any, x: np.ndarray, inpu
             V = scratch("wino_V", (4, 4, n, tr, tw, channels), dout.dtype, xp)
             _input_transform(X, V, tr, tw)
             V16 = V.reshape(16, -1, channels)
-            part = scratch("wino_dU", (16, cg, kg), dout.dtype, xp)
-            for k in range(groups):                                 # dU += Vᵀ dM, group by group
-                xp.matmul(V16[:, :, k * cg:(k + 1) * cg].swapaxes(1, 2), dM16[:, :, k * kg:(k + 1) * kg], out=part)
-                dU[:, :, k * kg:(k + 1) * kg] += part
+            part = parts[t] = xp.empty((16, cg, K), dtype=dout.dtype)
+            for k in range(groups):                                 # dU of this block = Vᵀ dM, group by group
+                xp.matmul(V16[:, :, k * cg:(k + 1) * cg].swapaxes(1, 2), dM16[:, :, k * kg:(k + 1) * kg],
+                          out=part[:, :, k * kg:(k + 1) * kg])
         if input_grad:
             dV = scratch("wino_dV", (4, 4, n, tr, tw, channels), dout.dtype, xp)
             dV16 = dV.reshape(16, -1, channels)
@@ -408,5 +424,13 @@ def conv_backward(dout: np.ndarray, w: np.ndarray, geo: Any, x: np.ndarray, inpu
             dX = scratch("wino_dX", (n, 2 * tr + 2, 2 * tw + 2, channels), dout.dtype, xp)
             _input_transform_adjoint(dV, dX, tr, tw)
             _phased_input_adjoint(dX, dx[s:e], plan, a0)
+
+    def tile(i: int) -> None:
+        for t in tiles[i]:
+            block(t)
+    run_tiles(tile, len(tiles))
+    if weight_grad:
+        for part in parts:                                          # a fixed order: the same sum at any thread count
+            dU += part
     dw = None if dU is None else _weight_transform_adjoint(dU, plan)
     return dx, dw
