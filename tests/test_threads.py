@@ -204,3 +204,22 @@ def test_linear_is_bit_identical_at_any_thread_count(shape, rng):
     for other in runs[1:]:
         for a, c in zip(runs[0], other):
             assert np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("make", [lambda ps: st.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=True),
+                                  lambda ps: st.optim.AdamW(ps, lr=1e-2, amsgrad=True)], ids=["sgd", "adamw"])
+def test_optimizer_updates_are_bit_identical_at_any_thread_count(make, rng):
+    # 3 million weights: their blocks are shared out over the threads
+    w0 = rng.standard_normal((1500, 2000)).astype(np.float32)
+    grads = [rng.standard_normal(w0.shape).astype(np.float32) for _ in range(3)]
+    finals = []
+    for n in (1, 2, 3):
+        st.set_num_threads(n)
+        p = nn.Parameter(w0.copy())
+        opt = make([p])
+        for g in grads:
+            p.grad = g.copy()
+            opt.step()
+        finals.append(p.data)
+    assert not np.array_equal(finals[0], w0)
+    assert all(np.array_equal(finals[0], f) for f in finals[1:])

@@ -11,8 +11,8 @@ from ..threads import for_tiles, split
 
 __all__ = ["linear"]
 
-_TILE = 1 << 21          # multiply-adds per tile of a product shared out over threads
-_SERIAL = 1 << 21        # fewer than this: one tile (threads would not gain)
+_TILE = 1 << 22          # multiply-adds per tile of a product shared out over threads
+_SERIAL = 1 << 23        # fewer than this: one tile (measured slower on two threads below it)
 
 
 def _rows_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:

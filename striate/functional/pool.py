@@ -52,8 +52,8 @@ OutputSize = int | None | tuple[int | None, int | None]
 # Windows that tile the input and hold at least this many elements are reduced as
 # contiguous rows (one reduction call) instead of tap by tap (kh·kw ufunc calls).
 _BLOCKS_MIN_WINDOW = 32
-_TILE = 1 << 17             # input values per tile of a max or min pooling shared out over threads
-_SERIAL = 1 << 17           # fewer input values than this: one tile (threads would not gain)
+_TILE = 1 << 18             # input values per tile of a max or min pooling shared out over threads
+_SERIAL = 1 << 19           # fewer input values than this: one tile (measured slower on two threads below it)
 
 
 # ---------------------------------------------------------------------------

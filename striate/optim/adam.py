@@ -19,7 +19,7 @@ import numpy as np
 
 from ..checks import check_number
 from ..tensor import Tensor, array_module
-from .optimizer import Optimizer, blocks
+from .optimizer import Optimizer, each_block
 
 __all__ = ["Adam", "AdamW"]
 
@@ -76,8 +76,7 @@ class Adam(Optimizer):
         bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
         w = 1 - beta1
         amsgrad = group["amsgrad"]
-        for P, G, m, v, vmax in blocks(p.data, grad, state["exp_avg"], state["exp_avg_sq"],
-                                        state.get("max_exp_avg_sq")):     # in place, block by block
+        def update(P: Any, G: Any, m: Any, v: Any, vmax: Any) -> None:     # in place, block by block
             g = -G if group["maximize"] else G
             if weight_decay != 0:
                 if self._decoupled_weight_decay:
@@ -96,6 +95,7 @@ class Adam(Optimizer):
                 v = vmax
             denom = xp.sqrt(v) / bias_correction2_sqrt + eps
             P += -step_size * m / denom
+        each_block(update, p.data, grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"))
 
 
 class AdamW(Adam):

@@ -16,13 +16,16 @@ import numpy as np
 
 from ..checks import check_number
 from ..tensor import Tensor, enable_grad, no_grad
+from ..threads import for_tiles, split
 
-__all__ = ["Optimizer", "blocks"]
+__all__ = ["Optimizer", "blocks", "each_block"]
 
 # Updates run over flat blocks of this many elements (256 KiB of float32), so that every
 # temporary an update makes is a block that stays in cache, not an array the size of the
 # parameter (AlexNet's fc6 has 37.7 million weights) that must be allocated and faulted in.
 _BLOCK = 1 << 16
+_TILE = 1 << 20        # elements per tile of blocks shared out over threads (a large parameter's update)
+_SERIAL = 1 << 19      # smaller parameters are updated by the calling thread
 
 
 def blocks(*arrays: np.ndarray | None) -> Iterator[tuple[Any, ...]]:
@@ -39,6 +42,15 @@ def blocks(*arrays: np.ndarray | None) -> Iterator[tuple[Any, ...]]:
     flat = [None if a is None else a.reshape(-1) for a in arrays]
     for start in range(0, size, _BLOCK):
         yield tuple(None if f is None else f[start:start + _BLOCK] for f in flat)
+
+
+def each_block(update: Callable[..., object], *arrays: np.ndarray | None) -> None:
+    """``update(*slices)`` for each of ``blocks(*arrays)``; a large parameter's blocks are
+    shared out over striate's threads (elementwise updates: the same result at any count)."""
+    parts = list(blocks(*arrays))
+    size = next(a for a in arrays if a is not None).size
+    for_tiles(split(len(parts), size / len(parts), _TILE, _SERIAL),
+              lambda s, e: [update(*parts[i]) for i in range(s, e)])
 
 
 class Optimizer:

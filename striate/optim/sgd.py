@@ -17,7 +17,7 @@ import numpy as np
 
 from ..checks import check_number
 from ..tensor import Tensor, array_module
-from .optimizer import Optimizer, blocks
+from .optimizer import Optimizer, each_block
 
 __all__ = ["SGD"]
 
@@ -69,7 +69,7 @@ class SGD(Optimizer):
         first = momentum != 0 and buf is None
         if first:
             buf = state["momentum_buffer"] = array_module(p.data).empty_like(p.data)
-        for P, G, B in blocks(p.data, grad, buf):              # in place, block by block
+        def update(P: Any, G: Any, B: Any) -> None:            # in place, block by block
             g = -G if maximize else G
             if weight_decay != 0:
                 g = g + weight_decay * P
@@ -81,3 +81,4 @@ class SGD(Optimizer):
                     B += g if dampening == 0 else (1 - dampening) * g
                 g = g + momentum * B if nesterov else B
             P -= lr * g
+        each_block(update, p.data, grad, buf)

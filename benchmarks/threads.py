@@ -1,0 +1,173 @@
+"""One process, every core: striate and PyTorch at 1 and 2 threads, interleaved.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/threads.py [--rounds 7] [--quick]
+
+Workloads: modern LeNet-5 training step and inference at batch 64 and 256 (the
+lenet.py work), the AlexNet training step at batch 8 (alexnet.py), and the two large
+convolutions, forward and forward+backward: 8×3×227²→96 11×11 stride 4 and
+32×64×16²→128 3×3 (ops.py). For each workload four contenders, striate and PyTorch
+each at 1 and at 2 threads (``st.set_num_threads`` and ``torch.set_num_threads``; the
+thread count is set once per block of calls, not timed), run in alternation, one block
+each per round, in an order that turns round by round. Printed: the median time of
+each, the spread over rounds (25th–75th percentile of the per-round times, as a
+percentage of the median), each library's 2-thread speed-up over its 1-thread speed, and
+striate against PyTorch at 1 thread, at 2 threads, and each at its best setting
+(per-round ratios: the median and the 25th–75th percentiles).
+
+Then Amdahl's law: a speed-up S₂ on two threads means a parallel fraction
+p = 2·(1 − 1/S₂) of the one-thread time, and on n threads at most
+S(n) = 1 / ((1 − p) + p / n); printed for 4, 8 and 16 threads.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import alexnet
+import lenet
+import numpy as np
+import torch
+from _common import machine_header
+
+import striate as st
+import striate.functional as F
+
+
+def conv_pair(shape, weight, stride, padding, backward):
+    """{"striate": step, "torch": step} for one convolution, forward or forward+backward."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    w = rng.standard_normal(weight, dtype=np.float32) * 0.05
+    g = rng.standard_normal((1,), dtype=np.float32)
+    xs, ws = st.Tensor(x, requires_grad=backward), st.Tensor(w, requires_grad=backward)
+    xt, wt = torch.from_numpy(x.copy()).requires_grad_(backward), torch.from_numpy(w.copy()).requires_grad_(backward)
+
+    def ours():
+        out = F.conv2d(xs, ws, stride=stride, padding=padding)
+        if backward:
+            xs.grad = ws.grad = None
+            out.backward(np.broadcast_to(g, out.shape))
+
+    def theirs():
+        out = torch.nn.functional.conv2d(xt, wt, stride=stride, padding=padding)
+        if backward:
+            xt.grad = wt.grad = None
+            out.backward(torch.from_numpy(np.broadcast_to(g, out.shape).copy()))
+    if not backward:
+        def ours_ng():
+            with st.no_grad():
+                ours()
+
+        def theirs_ng():
+            with torch.no_grad():
+                theirs()
+        return {"striate": ours_ng, "torch": theirs_ng}
+    return {"striate": ours, "torch": theirs}
+
+
+def workloads(quick: bool) -> dict:
+    out = {}
+    for mode in ("train", "infer"):
+        for batch in (64, 256):
+            out[f"LeNet-5 {mode} bs{batch}"] = lambda m=mode, b=batch: lenet.contenders("lenet5-modern", b, m)
+    if not quick:
+        out["AlexNet train bs8"] = lambda: alexnet.contenders(8, "train")
+    conv11 = ((8, 3, 227, 227), (96, 3, 11, 11), 4, 0)
+    conv3 = ((32, 64, 16, 16), (128, 64, 3, 3), 1, 1)
+    out["conv 11×11/4 fwd"] = lambda: conv_pair(*conv11, backward=False)
+    out["conv 11×11/4 fwd+bwd"] = lambda: conv_pair(*conv11, backward=True)
+    out["conv 3×3 64→128 fwd"] = lambda: conv_pair(*conv3, backward=False)
+    out["conv 3×3 64→128 fwd+bwd"] = lambda: conv_pair(*conv3, backward=True)
+    return out
+
+
+def set_both(n: int) -> None:
+    st.set_num_threads(n)
+    torch.set_num_threads(n)
+
+
+def measure(pair: dict, rounds: int, min_block: float = 0.15) -> dict:
+    """{(library, threads): [seconds per call, one per round]}, the four run in alternation."""
+    keys = [(lib, n) for n in (1, 2) for lib in ("striate", "torch")]
+    reps = {}
+    for lib, n in keys:
+        set_both(n)
+        for _ in range(3):
+            pair[lib]()                                    # warm-up
+        t0 = time.perf_counter()
+        pair[lib]()
+        reps[(lib, n)] = max(1, int(min_block / max(time.perf_counter() - t0, 1e-6)))
+    times: dict = {k: [] for k in keys}
+    for r in range(rounds):
+        order = keys[r % len(keys):] + keys[:r % len(keys)]
+        if r % 2:
+            order = order[::-1]
+        for lib, n in order:
+            set_both(n)
+            fn, k = pair[lib], reps[(lib, n)]
+            fn()                                           # the first call after a change of threads
+            t0 = time.perf_counter()
+            for _ in range(k):
+                fn()
+            times[(lib, n)].append((time.perf_counter() - t0) / k)
+    return times
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return q[0], statistics.median(values), q[2]
+
+
+def per_round(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """b's time over a's, round by round (a's speed relative to b's): 25th, 50th, 75th percentile."""
+    return quartiles([y / x for x, y in zip(a, b)])
+
+
+def fmt(q: tuple[float, float, float]) -> str:
+    return f"{q[1]:.2f}× [{q[0]:.2f}–{q[2]:.2f}]"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--quick", action="store_true", help="without the AlexNet step")
+    p.add_argument("--only", nargs="+", help="workloads whose name contains one of these words")
+    args = p.parse_args(argv)
+    print(machine_header(2))
+    print(f"striate threads by default: {st.get_num_threads()} (threads.available_cores())\n")
+    print(f"{'workload':26} {'striate 1t':>11} {'striate 2t':>11} {'torch 1t':>11} {'torch 2t':>11}   "
+          f"{'st 2t/1t':>17} {'torch 2t/1t':>17} {'st/torch 1t':>17} {'st/torch 2t':>17} {'best/best':>17}")
+    amdahl = []
+    for name, make in workloads(args.quick).items():
+        if args.only and not any(w in name for w in args.only):
+            continue
+        t = measure(make(), args.rounds)
+        med = {k: statistics.median(v) for k, v in t.items()}
+
+        def cell(k):
+            q = quartiles(t[k])
+            return f"{1e3 * q[1]:7.2f} ±{50 * (q[2] - q[0]) / q[1]:2.0f}%"
+        best_st = min((1, 2), key=lambda n: med[("striate", n)])
+        best_pt = min((1, 2), key=lambda n: med[("torch", n)])
+        s2 = per_round(t[("striate", 2)], t[("striate", 1)])
+        print(f"{name:26} {cell(('striate', 1)):>11} {cell(('striate', 2)):>11} {cell(('torch', 1)):>11} "
+              f"{cell(('torch', 2)):>11}   {fmt(s2):>17} "
+              f"{fmt(per_round(t[('torch', 2)], t[('torch', 1)])):>17} "
+              f"{fmt(per_round(t[('striate', 1)], t[('torch', 1)])):>17} "
+              f"{fmt(per_round(t[('striate', 2)], t[('torch', 2)])):>17} "
+              f"{fmt(per_round(t[('striate', best_st)], t[('torch', best_pt)])):>17}  "
+              f"(best: striate {best_st}t, torch {best_pt}t)", flush=True)
+        amdahl.append((name, s2[1]))
+    print("\ntimes in ms (median over rounds, ± half the 25th–75th percentile range); ratios: median [25th–75th "
+          "percentile] of per-round ratios, above 1 when the first named is faster")
+    print("\nAmdahl: p = 2·(1 − 1/S₂), S(n) = 1 / ((1 − p) + p/n)")
+    print(f"{'workload':26} {'S₂':>6} {'p':>6} {'S(4)':>6} {'S(8)':>6} {'S(16)':>6}")
+    for name, s2 in amdahl:
+        par = min(max(2 * (1 - 1 / s2), 0.0), 1.0)
+        s = [1 / ((1 - par) + par / n) for n in (4, 8, 16)]
+        print(f"{name:26} {s2:6.2f} {par:6.2f} {s[0]:6.2f} {s[1]:6.2f} {s[2]:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
