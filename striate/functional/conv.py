@@ -63,7 +63,7 @@ from ..checks import (
     positive_pair,
 )
 from ..tensor import Gradients, Tensor, TensorLike, array_module
-from ..threads import run_tiles, tile_bounds
+from ..threads import run_tiles
 from . import winograd
 from ._workspace import scratch as _scratch
 
@@ -83,7 +83,6 @@ _BATCH_LAST = (1, 2, 3, 0)     # (C, H, W, N)
 _SHORT_ROW = 16                # output rows shorter than this use batch last
 _CHUNK_BYTES = 1 << 21         # columns per chunk (measured best from 1 to 4 MiB)
 _MIN_COLUMNS = 2048            # batch last, the fewest columns a chunk's products should have
-_SPLIT_BYTES = 1 << 19         # columns of a whole batch beyond which it is cut in two chunks at least
 
 _Grads = tuple[np.ndarray | None, np.ndarray | None]     # (dx, dw), each None when not wanted
 
@@ -111,24 +110,15 @@ def _chunks(N: int, C: int, geo: _Geometry, itemsize: int) -> list[tuple[int, in
     A chunk's columns should fit ``_CHUNK_BYTES``. Batch last, a chunk's images also make
     the matrix products' long side (n·OH·OW columns), and products with fewer than
     ``_MIN_COLUMNS`` columns run well below the BLAS's speed: there the chunk grows to
-    reach that many, cache or not (AlexNet's 13×13 layers). So that threads can share
-    them evenly, the chunks are of equal size (within one image), and their number is
-    rounded up to a multiple of 4 where the chunks stay at least half that size, else of
-    2; a batch whose columns fit one chunk is still cut in two when they exceed
-    ``_SPLIT_BYTES``. The cut depends on the shapes only, never on the number of threads.
+    reach that many, cache or not (AlexNet's 13×13 layers). The cut depends on the shapes
+    only, never on the number of threads (the threads take the chunks in turn).
     """
     (kh, kw), (OH, OW) = geo.kernel, geo.out_size
     per_image = C * kh * kw * OH * OW * itemsize
     step = max(1, _CHUNK_BYTES // max(per_image, 1))
     if geo.order == _BATCH_LAST:
         step = max(step, -(-_MIN_COLUMNS // (OH * OW)))
-    count = -(-N // step)
-    if count > 1:
-        four = -(-count // 4) * 4
-        count = four if N // four >= (step + 1) // 2 else count + count % 2
-    elif N > 1 and N * per_image > _SPLIT_BYTES:
-        count = 2
-    return tile_bounds(N, count)
+    return [(s, min(s + step, N)) for s in range(0, N, step)]
 
 
 def _padded_shape(geo: _Geometry, n: int, C: int, H: int, W: int) -> tuple[int, ...]:

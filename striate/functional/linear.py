@@ -15,12 +15,16 @@ _TILE = 1 << 22          # multiply-adds per tile of a product shared out over t
 _SERIAL = 1 << 23        # fewer than this: one tile (measured slower on two threads below it)
 
 
-def _rows_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a (M, K) @ b (K, P), in tiles of a's rows for large products (each row's result is the same)."""
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a (M, K) @ b (K, P); a large product is cut into tiles of a's rows, or of b's columns
+    when there are fewer rows than columns (each entry is the same dot product either way)."""
     xp = array_module(a)
-    out = xp.empty((a.shape[0], b.shape[1]), dtype=xp.result_type(a, b))
-    for_tiles(split(a.shape[0], a.shape[1] * b.shape[1], _TILE, _SERIAL),
-              lambda s, e: xp.matmul(a[s:e], b, out=out[s:e]))
+    (M, K), P = a.shape, b.shape[1]
+    out = xp.empty((M, P), dtype=xp.result_type(a, b))
+    if M >= P:
+        for_tiles(split(M, K * P, _TILE, _SERIAL), lambda s, e: xp.matmul(a[s:e], b, out=out[s:e]))
+    else:
+        for_tiles(split(P, K * M, _TILE, _SERIAL), lambda s, e: xp.matmul(a, b[:, s:e], out=out[:, s:e]))
     return out
 
 
@@ -56,14 +60,14 @@ def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) ->
                          f"got {tuple(bias.shape)}")
     M = math.prod(x.shape[:-1])                      # everything before the feature axis
     x2 = x.data.reshape(M, n_in)                     # (M, in)
-    out = _rows_product(x2, weight.data.T)           # (M, out)
+    out = _product(x2, weight.data.T)           # (M, out)
     if bias is not None:
         out += bias.data
 
     def backward(g: np.ndarray) -> Gradients:
         g2 = g.reshape(M, n_out)                     # (M, out)
-        dx = _rows_product(g2, weight.data).reshape(x.shape) if x.requires_grad else None   # (..., in)
-        dw = _rows_product(g2.T, x2) if weight.requires_grad else None                     # (out, in)
+        dx = _product(g2, weight.data).reshape(x.shape) if x.requires_grad else None   # (..., in)
+        dw = _product(g2.T, x2) if weight.requires_grad else None                     # (out, in)
         db = g2.sum(axis=0) if bias is not None and bias.requires_grad else None   # (out,)
         return (dx, dw) if bias is None else (dx, dw, db)
     parents = (x, weight) if bias is None else (x, weight, bias)
