@@ -9,6 +9,9 @@
      only it feeds: a batch norm in evaluation (folded into its weights and bias), an
      activation, a max pool (run on each block of the convolution's output while it is
      still in cache; the bias and activation then run on the pooled, smaller block);
+     a convolution whose output only ops without a batch-last step read (the 1998
+     LeNet-5's trainable subsampling) stays as in eager mode instead, in (N, K, OH, OW),
+     rather than be made batch last and reordered back at once;
    * a ``linear`` takes its activation; ``flatten`` of a batch-last image is free;
    * pools, local response norm, activations, batch norm, residual adds and channel
      concatenations have their own steps on preallocated buffers;
@@ -59,6 +62,12 @@ from .steps import (
 __all__ = ["Compiled", "Plan", "compile"]
 
 MAX_PLANS = 8          # plans kept per compiled model, one per input shape and dtype
+
+# the ops with a step that reads an image batch last (CHWN): a convolution's output is
+# made batch last only when one of these reads it
+BATCH_LAST_READERS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "local_response_norm", "flatten",
+                                "reshape", "relu", "scaled_tanh", "tanh", "sigmoid", "batch_norm", "add",
+                                "concat"})
 
 
 class _Ref:
@@ -253,6 +262,7 @@ class Plan:
         pool: PoolGeometry | None = None
         last = rec.outputs[0]
         modules = [rec.module]
+        fused: set[int] = set()
         while True:
             j = self._sole_user(last)
             if j is None or j in self.done:
@@ -272,9 +282,17 @@ class Plan:
             else:
                 break
             self.done.add(j)
+            fused.add(j)
             modules.append(nxt.module)
             last = nxt.outputs[0]
         in_layout = self.layout[id(x)]
+        readers = [self.graph.records[j].op for j in self.users.get(id(last), [])]
+        if in_layout == "std" and pool is None and readers and \
+                not any(op in BATCH_LAST_READERS for op in readers):
+            # only ops without a batch-last step read it: a batch-last output would be written
+            # image by image into (K, OH, OW, N) and reordered back at once; eager keeps (N, K, OH, OW)
+            self.done -= fused
+            return False
         step = ConvStep([self._slot(x)], -1, in_layout, x.shape, geo, K, self._source(w),
                         None if b is None else self._source(b), x.dtype, bn=bn, act=act, pool=pool,
                         conv_fn=self.functions["conv2d"], padding_arg=a["padding"], threads=self.threads)
