@@ -59,7 +59,7 @@ from .steps import (
     to_layout,
 )
 
-__all__ = ["Compiled", "Plan", "compile"]
+__all__ = ["Compiled", "Plan", "compile", "eager_forward"]
 
 MAX_PLANS = 8          # plans kept per compiled model, one per input shape and dtype
 
@@ -488,14 +488,7 @@ class Plan:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _run_eager(self, x: np.ndarray):
-        modes = [(m, m.training) for m in self.model.modules()]
-        try:
-            self.model.eval()
-            with no_grad():
-                return self.model(Tensor(x, dtype=x.dtype))
-        finally:
-            for m, mode in modes:
-                object.__setattr__(m, "training", mode)
+        return eager_forward(self.model, Tensor(x, dtype=x.dtype))
 
     def profile(self, x: np.ndarray, repeats: int = 10) -> list[tuple[str, float]]:
         """(step label, median seconds) for each step, running the plan ``repeats`` times on x."""
@@ -553,6 +546,18 @@ class Plan:
                 lines.append("        buffers: " + ", ".join(f"{name} {fmt_bytes(a.nbytes)}"
                                                           for name, a in s.buffers.items()))
         return "\n".join(lines)
+
+
+def eager_forward(model: Module, x: Tensor):
+    """``model(x)`` op by op, in evaluation mode under ``no_grad``; each module's mode is put back after."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with no_grad():
+            return model(x)
+    finally:
+        for m, mode in modes:
+            object.__setattr__(m, "training", mode)
 
 
 def _resolve(v, env):
