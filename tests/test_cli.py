@@ -216,6 +216,35 @@ def test_predict_prints_the_class_and_top_probabilities(trained, tmp_path, capsy
     assert code == 0 and len(stdout.strip("\n").splitlines()) == 1 + 14       # the 28×28 input as text
 
 
+def test_evaluate_and_predict_run_compiled_unless_eager(trained, data_dir, tmp_path, capsys, monkeypatch):
+    """Both print the same with --eager (op by op); without it they run st.compile's plans."""
+    from striate.compile.plan import Plan
+    runs, original = [], Plan.run
+
+    def run(self, x):
+        runs.append(len(x))
+        return original(self, x)
+    monkeypatch.setattr(Plan, "run", run)
+    out, _ = trained
+    code, compiled, err = cli(capsys, "evaluate", out, "--data-dir", data_dir)
+    assert code == 0, err
+    assert runs == [128]                                   # the 128 test images: one batch
+    code, eager, err = cli(capsys, "evaluate", out, "--data-dir", data_dir, "--eager")
+    assert code == 0, err
+    assert eager == compiled and runs == [128]
+    images, _ = toy_digits(2, 4)
+    files = []
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+        files.append(tmp_path / f"{i}.png")
+    code, compiled, err = cli(capsys, "predict", out, *files, "--top", 10)
+    assert code == 0, err
+    assert runs == [128, 1, 1]                             # one image at a time, one plan
+    code, eager, err = cli(capsys, "predict", out, *files, "--top", 10, "--eager")
+    assert code == 0, err
+    assert eager == compiled and runs == [128, 1, 1]
+
+
 def test_summary(capsys):
     code, stdout, _ = cli(capsys, "summary", "lenet5-modern")
     assert code == 0
