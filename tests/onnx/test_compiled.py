@@ -81,3 +81,28 @@ def test_a_plan_reads_every_parameter_of_an_imported_graph(name, rng, tmp_path):
         ref = forward(net, x)
         np.testing.assert_allclose(fast(x).data, ref, rtol=1e-5, atol=1e-5, err_msg=param_name)
     assert not np.allclose(before, ref)
+
+
+def test_evaluate_runs_an_imported_graph_compiled(rng, tmp_path, monkeypatch):
+    """striate's evaluate on an imported graph runs its plan, and counts what op by op counts."""
+    from striate.compile.plan import Plan
+    from striate.data import DataLoader, mnist_preprocess
+    from striate.train import evaluate
+    runs, original = [], Plan.run
+
+    def run(self, x):
+        runs.append(len(x))
+        return original(self, x)
+    monkeypatch.setattr(Plan, "run", run)
+    model = trained_like(models.get("lenet5-modern", rng=0), rng)
+    striate.onnx.export(model, np.zeros((1, 1, 32, 32), np.float32), tmp_path / "m.onnx")
+    net = striate.onnx.load(tmp_path / "m.onnx")
+    images, labels = rng.integers(0, 256, (90, 28, 28)).astype(np.uint8), rng.integers(0, 10, 90)
+    loader = DataLoader((images, labels), batch_size=40, transform=mnist_preprocess(pad_to=32))
+    compiled = evaluate(net, loader)
+    assert runs == [40, 40, 10]
+    eager = evaluate(net, loader, compiled=False)
+    assert runs == [40, 40, 10]
+    np.testing.assert_array_equal(compiled["confusion"], eager["confusion"])
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-5)
+    np.testing.assert_array_equal(compiled["confusion"], evaluate(model, loader)["confusion"])
