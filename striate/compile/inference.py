@@ -22,7 +22,7 @@ import warnings
 
 from ..nn.module import Module
 from ..tensor import Tensor
-from .plan import Compiled, compile, eager_forward
+from .plan import Compiled, eager_forward
 
 __all__ = ["Inference"]
 
@@ -44,7 +44,7 @@ class Inference:
         if not isinstance(model, Module):
             raise TypeError(f"Inference expects a striate.nn.Module, got {type(model).__name__}")
         self.model = model
-        self.compiled: Compiled | None = compile(model, measure=False) if compiled else None
+        self.compiled = Compiled(model, measure=False) if compiled else None     # st.compile(model, measure=False)
         self.unplanned: dict[tuple, str] = {}           # (shape, dtype) -> why planning failed
 
     def __call__(self, x) -> Tensor:
