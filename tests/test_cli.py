@@ -25,6 +25,7 @@ from striate import models
 from striate.cli import main
 from striate.data import write_idx
 from striate.train import RECIPES
+from tests.compile.helpers import record_plan_batches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -218,13 +219,7 @@ def test_predict_prints_the_class_and_top_probabilities(trained, tmp_path, capsy
 
 def test_evaluate_and_predict_run_compiled_unless_eager(trained, data_dir, tmp_path, capsys, monkeypatch):
     """Both print the same with --eager (op by op); without it they run st.compile's plans."""
-    from striate.compile.plan import Plan
-    runs, original = [], Plan.run
-
-    def run(self, x):
-        runs.append(len(x))
-        return original(self, x)
-    monkeypatch.setattr(Plan, "run", run)
+    runs = record_plan_batches(monkeypatch)
     out, _ = trained
     code, compiled, err = cli(capsys, "evaluate", out, "--data-dir", data_dir)
     assert code == 0, err

@@ -54,12 +54,12 @@ class Inference:
         key = (tuple(t.shape), t.data.dtype.str)
         if key not in self.unplanned:
             try:
-                plan = self.compiled.plan_for(t)
+                plan, out = self.compiled.planned(t)
             except Exception as exc:        # any failure of the planner: the eager forward below judges the input
                 self.unplanned[key] = f"{type(exc).__name__}: {exc}"
             else:
                 self.compiled.last = plan
-                return plan.run(t.data)
+                return out if out is not None else plan.run(t.data)
             out = eager_forward(self.model, t)          # a bad input raises the model's own error here
             warnings.warn(f"st.compile could not plan {type(self.model).__name__} for input {key[0]} "
                           f"({self.unplanned[key]}); it runs op by op", RuntimeWarning, stacklevel=2)

@@ -103,6 +103,7 @@ class Plan:
         self.model = model
         self.shape, self.dtype = tuple(example.shape), example.data.dtype
         self.eager_only = ""
+        self._example_output: Any = None
         self.steps: list[Step] = []
         self.notes: list[str] = []
         try:
@@ -143,6 +144,10 @@ class Plan:
         self._measure = measure
         self.threads = threads
         self._build(example.data)
+        # planning ran every step on the example: keep its output (the answer to the call that made
+        # this plan) and let go of the intermediates, which a later run makes afresh
+        self._example_output = self._outputs(self._env)
+        self._env = []
         self.plan_seconds = time.perf_counter() - t0
 
     # -- slots -------------------------------------------------------------------
@@ -483,9 +488,18 @@ class Plan:
         with no_grad():
             for step in self.steps:
                 step.run(env)
+        return self._outputs(env)
+
+    def _outputs(self, env: list):
         outs = [Tensor(to_layout(env[slot], layout, "std"), dtype=self.dtype if env[slot].dtype == self.dtype
                        else env[slot].dtype) for slot, layout in self.output_slots]
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def take_example_output(self):
+        """The output of the run that planning made on its example, once (None after that, and for
+        a plan that runs eagerly as a whole)."""
+        out, self._example_output = self._example_output, None
+        return out
 
     def _run_eager(self, x: np.ndarray):
         return eager_forward(self.model, Tensor(x, dtype=x.dtype))
@@ -597,21 +611,27 @@ class Compiled:
         return x if isinstance(x, Tensor) else Tensor(x)
 
     def plan_for(self, x) -> Plan:
+        return self.planned(x)[0]
+
+    def planned(self, x) -> tuple[Plan, Any]:
+        """The plan for x's shape and dtype; and x's output when that plan was made just now
+        (planning ran every step on x: that run is the answer), else None."""
         t = self._input(x)
         key = (tuple(t.shape), t.data.dtype.str)
         plan = self.plans.get(key)
-        if plan is None:
-            plan = Plan(self.model, t, measure=self.measure, threads=self.threads)
-            if len(self.plans) >= MAX_PLANS:
-                self.plans.pop(next(iter(self.plans)))
-            self.plans[key] = plan
-        return plan
+        if plan is not None:
+            return plan, None
+        plan = Plan(self.model, t, measure=self.measure, threads=self.threads)
+        if len(self.plans) >= MAX_PLANS:
+            self.plans.pop(next(iter(self.plans)))
+        self.plans[key] = plan
+        return plan, plan.take_example_output()
 
     def __call__(self, x):
         t = self._input(x)
-        plan = self.plan_for(t)
+        plan, out = self.planned(t)
         self.last = plan
-        return plan.run(t.data)
+        return out if out is not None else plan.run(t.data)
 
     def profile(self, x, repeats: int = 10) -> list[tuple[str, float]]:
         """Per-step times of the plan for x (see :meth:`Plan.profile`)."""

@@ -241,14 +241,9 @@ def test_the_confusion_matrix_is_compiled_and_the_live_forward_pass_is_not(train
     """The confusion matrix needs only each test image's class: its batches run st.compile's plan
     (one plan for batches of 250), with the matrix an op-by-op pass gives. A drawn digit's forward
     pass shows every layer's output, so it runs op by op (a plan gives only the last)."""
-    from striate.compile.plan import Plan
     from striate.explorer.state import CONFUSION_BATCH, Explorer
-    runs, original = [], Plan.run
-
-    def run(self, x):
-        runs.append(len(x))
-        return original(self, x)
-    monkeypatch.setattr(Plan, "run", run)
+    from tests.compile.helpers import record_plan_batches
+    runs = record_plan_batches(monkeypatch)
     explorer = Explorer(trained_run)
     c = explorer.confusion()
     assert runs == [CONFUSION_BATCH] * (2000 // CONFUSION_BATCH)

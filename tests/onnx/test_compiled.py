@@ -85,15 +85,10 @@ def test_a_plan_reads_every_parameter_of_an_imported_graph(name, rng, tmp_path):
 
 def test_evaluate_runs_an_imported_graph_compiled(rng, tmp_path, monkeypatch):
     """striate's evaluate on an imported graph runs its plan, and counts what op by op counts."""
-    from striate.compile.plan import Plan
     from striate.data import DataLoader, mnist_preprocess
     from striate.train import evaluate
-    runs, original = [], Plan.run
-
-    def run(self, x):
-        runs.append(len(x))
-        return original(self, x)
-    monkeypatch.setattr(Plan, "run", run)
+    from tests.compile.helpers import record_plan_batches
+    runs = record_plan_batches(monkeypatch)
     model = trained_like(models.get("lenet5-modern", rng=0), rng)
     striate.onnx.export(model, np.zeros((1, 1, 32, 32), np.float32), tmp_path / "m.onnx")
     net = striate.onnx.load(tmp_path / "m.onnx")

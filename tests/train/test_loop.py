@@ -15,6 +15,7 @@ from striate import nn, optim
 from striate.data import DataLoader, RandomTranslate, mnist_preprocess
 from striate.optim.lr_scheduler import StepLR
 from striate.train import CHECKPOINT, TrainingDiverged, TrainingInterrupted, evaluate, fit, load_checkpoint, train_step
+from tests.compile.helpers import record_plan_batches
 from tests.reliability.killable_run import toy_data
 
 SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
@@ -504,15 +505,8 @@ def test_evaluate_counts_and_restores_the_mode():
 
 @pytest.fixture
 def plan_runs(monkeypatch):
-    """The batch sizes that compiled plans ran, in order."""
-    from striate.compile.plan import Plan
-    runs, original = [], Plan.run
-
-    def run(self, x):
-        runs.append(len(x))
-        return original(self, x)
-    monkeypatch.setattr(Plan, "run", run)
-    return runs
+    """The sizes of the batches that compiled plans computed, in order."""
+    return record_plan_batches(monkeypatch)
 
 
 def test_evaluate_runs_the_compiled_plan_unless_told_not_to(plan_runs):
