@@ -22,7 +22,12 @@
    reorder steps are inserted only where a value moves between layouts.
 3. Measure: planning runs the steps once on the example; each convolution is timed with
    every block size it could use (and with ``striate.functional.conv2d``, which has
-   Winograd) and keeps the fastest. ``print(fast)`` shows the times.
+   Winograd) and keeps the fastest. ``print(fast)`` shows the times. With
+   ``measure=False`` nothing is timed: each convolution takes a fixed block size, so the
+   plan depends only on the model and the input's shape.
+
+The run that planning makes on the example is the answer to the call that made the plan;
+the plan then keeps only its buffers.
 """
 from __future__ import annotations
 
