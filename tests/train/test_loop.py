@@ -545,6 +545,27 @@ def test_evaluate_compiled_counts_what_op_by_op_counts(name, reference):
     np.testing.assert_array_equal(again["confusion"], compiled["confusion"])
 
 
+def test_evaluate_keeps_no_plan_once_it_returns(monkeypatch):
+    """Each call plans for itself (its batch shapes, the current weights) and lets its plans go:
+    evaluating many times holds no memory."""
+    import gc
+    import weakref
+
+    from striate.compile.plan import Plan
+    made, make = [], Plan.__init__
+
+    def init(self, *args, **kwargs):
+        make(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+    monkeypatch.setattr(Plan, "__init__", init)
+    model, _, _ = setup()
+    _, val = loaders()
+    for _ in range(3):
+        evaluate(model, val)
+    gc.collect()
+    assert len(made) == 6 and all(plan() is None for plan in made)
+
+
 def test_the_test_pass_of_each_epoch_sees_that_epochs_weights(reference, plan_runs):
     """fit evaluates through st.compile after every epoch (the reference ran so): each epoch's test
     loss and accuracy are those of that epoch's weights, as an op-by-op evaluation gives them, and
