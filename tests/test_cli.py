@@ -25,6 +25,7 @@ from striate import models
 from striate.cli import main
 from striate.data import write_idx
 from striate.train import RECIPES
+from tests.compile.helpers import record_plan_batches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,6 +215,29 @@ def test_predict_prints_the_class_and_top_probabilities(trained, tmp_path, capsy
         assert match.group(1) == match.group(2) and float(match.group(3)) >= float(match.group(5))
     code, stdout, _ = cli(capsys, "predict", out, files[0], "--show")
     assert code == 0 and len(stdout.strip("\n").splitlines()) == 1 + 14       # the 28×28 input as text
+
+
+def test_evaluate_and_predict_run_compiled_unless_eager(trained, data_dir, tmp_path, capsys, monkeypatch):
+    """Both print the same with --eager (op by op); without it they run st.compile's plans."""
+    runs = record_plan_batches(monkeypatch)
+    out, _ = trained
+    code, compiled, err = cli(capsys, "evaluate", out, "--data-dir", data_dir)
+    assert code == 0, err
+    assert runs == [128]                                   # the 128 test images: one batch
+    code, eager, err = cli(capsys, "evaluate", out, "--data-dir", data_dir, "--eager")
+    assert code == 0, err
+    assert eager == compiled and runs == [128]
+    images, _ = toy_digits(2, 4)
+    files = []
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+        files.append(tmp_path / f"{i}.png")
+    code, compiled, err = cli(capsys, "predict", out, *files, "--top", 10)
+    assert code == 0, err
+    assert runs == [128, 1, 1]                             # one image at a time, one plan
+    code, eager, err = cli(capsys, "predict", out, *files, "--top", 10, "--eager")
+    assert code == 0, err
+    assert eager == compiled and runs == [128, 1, 1]
 
 
 def test_summary(capsys):

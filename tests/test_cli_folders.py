@@ -67,12 +67,15 @@ def test_evaluate_with_the_runs_data_or_another_folder(run, data, capsys):
     assert code == 0 and "(12 images): accuracy" in out and "hot dog" in out
     code, out2, _ = cli(capsys, "evaluate", run, "--data-dir", data)
     assert code == 0 and out2 == out
+    code, eager, _ = cli(capsys, "evaluate", run, "--eager")          # op by op: the same figures
+    assert code == 0 and eager == out
 
 
 def test_predict_prints_the_class_name(run, data, capsys):
     files = [data / "test" / "hot dog" / name for name in sorted((data / "test" / "hot dog").iterdir())][:2]
     code, out, _ = cli(capsys, "predict", run, *files)
     assert code == 0
+    assert cli(capsys, "predict", run, *files, "--eager")[1] == out
     lines = out.strip().splitlines()
     assert len(lines) == 2
     for line, path in zip(lines, files):

@@ -444,7 +444,8 @@ def _evaluate_folders(args, run) -> int:
                                on_skip=_warn_skipped)
         where = str(folder)
     loader = DataLoader(test_set, batch_size=256, seed=0, transform=run.transform)
-    result = evaluate(run.model, loader, num_classes=len(run.classes), progress=sys.stderr.isatty())
+    result = evaluate(run.model, loader, num_classes=len(run.classes), progress=sys.stderr.isatty(),
+                      compiled=not args.eager)
     print(f"{config['model']['name']} on {where} ({result['n']:,} images): "
           f"accuracy {100 * result['acc']:.2f}%, loss {result['loss']:.4f}")
     width = max(len(c) for c in run.classes)
@@ -468,7 +469,7 @@ def cmd_evaluate(args) -> int:
     test_set = _load_dataset(dataset, False, args.data_dir)
     classes = DATASETS[dataset].classes
     loader = DataLoader(test_set, batch_size=1000, seed=0, transform=preprocess(dataset, model.input_shape, False))
-    result = evaluate(model, loader, num_classes=len(classes), progress=sys.stderr.isatty())
+    result = evaluate(model, loader, num_classes=len(classes), progress=sys.stderr.isatty(), compiled=not args.eager)
     print(f"{config['model']['name']} on the {dataset} test set ({result['n']:,} images): "
           f"accuracy {100 * result['acc']:.2f}%, loss {result['loss']:.4f}")
     width = max(len(c) for c in classes)
@@ -497,7 +498,7 @@ def cmd_predict(args) -> int:
     for path in args.images:
         if run.images is not None:                        # prepared as the run's training images were
             x = run.load_images([path])                    # (1, H, W, C) uint8
-            probs = run.predict(x)[0]
+            probs = run.predict(x, compiled=not args.eager)[0]
             top = np.argsort(-probs, kind="stable")[:args.top]
             best = ", ".join(f"{classes[k]} {100 * probs[k]:.1f}%" for k in top)
             print(f"{path}: {classes[top[0]]}   ({best})")
@@ -505,7 +506,7 @@ def cmd_predict(args) -> int:
                 print(_ascii(x[0].mean(axis=2) / 255.0))
             continue
         digit = mnist_style(path)                                 # (28, 28) white on black, in [0, 1]
-        probs = run.predict(digit[None])[0]                       # prepared as in training
+        probs = run.predict(digit[None], compiled=not args.eager)[0]      # prepared as in training
         top = np.argsort(-probs, kind="stable")[:args.top]
         best = ", ".join(f"{classes[k]} {100 * probs[k]:.1f}%" for k in top)
         print(f"{path}: {classes[top[0]]}   ({best})")
@@ -516,6 +517,12 @@ def cmd_predict(args) -> int:
 
 # ---------------------------------------------------------------------------
 # parsers
+
+
+def _eager_option(parser) -> None:
+    parser.add_argument("--eager", action="store_true",
+                        help="run the model op by op instead of through st.compile (which plans each batch "
+                             "shape once, without timing anything; the results agree to float32 rounding)")
 
 
 def _folder_options(parser) -> None:
@@ -599,7 +606,8 @@ def add_commands(sub) -> None:
                        description="Accuracy and loss on the test set, and the accuracy of each class.",
                        epilog="examples:\n  striate evaluate runs/lenet5-mnist\n"
                               "  striate evaluate runs/lenet5-mnist/model.safetensors\n"
-                              "  striate evaluate runs/lenet5-mnist --dataset fashion-mnist")
+                              "  striate evaluate runs/lenet5-mnist --dataset fashion-mnist\n"
+                              "  striate evaluate runs/lenet5-mnist --eager     (op by op, not compiled)")
     e.add_argument("path", metavar="DIR_OR_FILE", help="a run folder, or its model.safetensors")
     e.add_argument("--dataset", choices=DATASET_NAMES, help="default: the one it was trained on")
     e.add_argument("--data-dir", dest="data_dir", metavar="DIR",
@@ -607,6 +615,7 @@ def add_commands(sub) -> None:
                         "(DIR/test/<class>/ or DIR/val/<class>/, or the held-out part of DIR/<class>/); "
                         "default: the run's own")
     _folder_options(e)
+    _eager_option(e)
     e.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify your own images", formatter_class=raw,
@@ -614,9 +623,11 @@ def add_commands(sub) -> None:
                                    "light-on-dark), prepared the MNIST way: grayscale, cropped, fitted to "
                                    "20×20 and centred by mass in 28×28. One picture, one digit.",
                        epilog="examples:\n  striate predict runs/lenet5-mnist seven.png three.jpg\n"
-                              "  striate predict runs/lenet5-mnist seven.png --top 5 --show")
+                              "  striate predict runs/lenet5-mnist seven.png --top 5 --show\n"
+                              "  striate predict runs/lenet5-mnist seven.png --eager   (op by op, not compiled)")
     p.add_argument("path", metavar="DIR_OR_FILE", help="a run folder, or its model.safetensors")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=int, default=3, help="how many classes to list (default 3)")
     p.add_argument("--show", action="store_true", help="also print the 28×28 image the model sees")
+    _eager_option(p)
     p.set_defaults(run=cmd_predict)

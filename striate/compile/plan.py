@@ -9,6 +9,9 @@
      only it feeds: a batch norm in evaluation (folded into its weights and bias), an
      activation, a max pool (run on each block of the convolution's output while it is
      still in cache; the bias and activation then run on the pooled, smaller block);
+     a convolution whose output only ops without a batch-last step read (the 1998
+     LeNet-5's trainable subsampling) stays as in eager mode instead, in (N, K, OH, OW),
+     rather than be made batch last and reordered back at once;
    * a ``linear`` takes its activation; ``flatten`` of a batch-last image is free;
    * pools, local response norm, activations, batch norm, residual adds and channel
      concatenations have their own steps on preallocated buffers;
@@ -19,7 +22,12 @@
    reorder steps are inserted only where a value moves between layouts.
 3. Measure: planning runs the steps once on the example; each convolution is timed with
    every block size it could use (and with ``striate.functional.conv2d``, which has
-   Winograd) and keeps the fastest. ``print(fast)`` shows the times.
+   Winograd) and keeps the fastest. ``print(fast)`` shows the times. With
+   ``measure=False`` nothing is timed: each convolution takes a fixed block size, so the
+   plan depends only on the model and the input's shape.
+
+The run that planning makes on the example is the answer to the call that made the plan;
+the plan then keeps only its buffers.
 """
 from __future__ import annotations
 
@@ -56,9 +64,15 @@ from .steps import (
     to_layout,
 )
 
-__all__ = ["Compiled", "Plan", "compile"]
+__all__ = ["Compiled", "Plan", "compile", "eager_forward"]
 
 MAX_PLANS = 8          # plans kept per compiled model, one per input shape and dtype
+
+# the ops with a step that reads an image batch last (CHWN): a convolution's output is
+# made batch last only when one of these reads it
+BATCH_LAST_READERS = frozenset({"conv2d", "max_pool2d", "avg_pool2d", "local_response_norm", "flatten",
+                                "reshape", "relu", "scaled_tanh", "tanh", "sigmoid", "batch_norm", "add",
+                                "concat"})
 
 
 class _Ref:
@@ -94,6 +108,7 @@ class Plan:
         self.model = model
         self.shape, self.dtype = tuple(example.shape), example.data.dtype
         self.eager_only = ""
+        self._example_output: Any = None
         self.steps: list[Step] = []
         self.notes: list[str] = []
         try:
@@ -134,6 +149,10 @@ class Plan:
         self._measure = measure
         self.threads = threads
         self._build(example.data)
+        # planning ran every step on the example: keep its output (the answer to the call that made
+        # this plan) and let go of the intermediates, which a later run makes afresh
+        self._example_output = self._outputs(self._env)
+        self._env = []
         self.plan_seconds = time.perf_counter() - t0
 
     # -- slots -------------------------------------------------------------------
@@ -253,6 +272,7 @@ class Plan:
         pool: PoolGeometry | None = None
         last = rec.outputs[0]
         modules = [rec.module]
+        fused: set[int] = set()
         while True:
             j = self._sole_user(last)
             if j is None or j in self.done:
@@ -272,9 +292,17 @@ class Plan:
             else:
                 break
             self.done.add(j)
+            fused.add(j)
             modules.append(nxt.module)
             last = nxt.outputs[0]
         in_layout = self.layout[id(x)]
+        readers = [self.graph.records[j].op for j in self.users.get(id(last), [])]
+        if in_layout == "std" and pool is None and readers and \
+                not any(op in BATCH_LAST_READERS for op in readers):
+            # only ops without a batch-last step read it: a batch-last output would be written
+            # image by image into (K, OH, OW, N) and reordered back at once; eager keeps (N, K, OH, OW)
+            self.done -= fused
+            return False
         step = ConvStep([self._slot(x)], -1, in_layout, x.shape, geo, K, self._source(w),
                         None if b is None else self._source(b), x.dtype, bn=bn, act=act, pool=pool,
                         conv_fn=self.functions["conv2d"], padding_arg=a["padding"], threads=self.threads)
@@ -465,19 +493,21 @@ class Plan:
         with no_grad():
             for step in self.steps:
                 step.run(env)
+        return self._outputs(env)
+
+    def _outputs(self, env: list):
         outs = [Tensor(to_layout(env[slot], layout, "std"), dtype=self.dtype if env[slot].dtype == self.dtype
                        else env[slot].dtype) for slot, layout in self.output_slots]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
+    def take_example_output(self):
+        """The output of the run that planning made on its example, once (None after that, and for
+        a plan that runs eagerly as a whole)."""
+        out, self._example_output = self._example_output, None
+        return out
+
     def _run_eager(self, x: np.ndarray):
-        modes = [(m, m.training) for m in self.model.modules()]
-        try:
-            self.model.eval()
-            with no_grad():
-                return self.model(Tensor(x, dtype=x.dtype))
-        finally:
-            for m, mode in modes:
-                object.__setattr__(m, "training", mode)
+        return eager_forward(self.model, Tensor(x, dtype=x.dtype))
 
     def profile(self, x: np.ndarray, repeats: int = 10) -> list[tuple[str, float]]:
         """(step label, median seconds) for each step, running the plan ``repeats`` times on x."""
@@ -537,6 +567,18 @@ class Plan:
         return "\n".join(lines)
 
 
+def eager_forward(model: Module, x: Tensor):
+    """``model(x)`` op by op, in evaluation mode under ``no_grad``; each module's mode is put back after."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with no_grad():
+            return model(x)
+    finally:
+        for m, mode in modes:
+            object.__setattr__(m, "training", mode)
+
+
 def _resolve(v, env):
     if isinstance(v, _Ref):
         a = env[v.slot]
@@ -574,21 +616,27 @@ class Compiled:
         return x if isinstance(x, Tensor) else Tensor(x)
 
     def plan_for(self, x) -> Plan:
+        return self.planned(x)[0]
+
+    def planned(self, x) -> tuple[Plan, Any]:
+        """The plan for x's shape and dtype; and x's output when that plan was made just now
+        (planning ran every step on x: that run is the answer), else None."""
         t = self._input(x)
         key = (tuple(t.shape), t.data.dtype.str)
         plan = self.plans.get(key)
-        if plan is None:
-            plan = Plan(self.model, t, measure=self.measure, threads=self.threads)
-            if len(self.plans) >= MAX_PLANS:
-                self.plans.pop(next(iter(self.plans)))
-            self.plans[key] = plan
-        return plan
+        if plan is not None:
+            return plan, None
+        plan = Plan(self.model, t, measure=self.measure, threads=self.threads)
+        if len(self.plans) >= MAX_PLANS:
+            self.plans.pop(next(iter(self.plans)))
+        self.plans[key] = plan
+        return plan, plan.take_example_output()
 
     def __call__(self, x):
         t = self._input(x)
-        plan = self.plan_for(t)
+        plan, out = self.planned(t)
         self.last = plan
-        return plan.run(t.data)
+        return out if out is not None else plan.run(t.data)
 
     def profile(self, x, repeats: int = 10) -> list[tuple[str, float]]:
         """Per-step times of the plan for x (see :meth:`Plan.profile`)."""

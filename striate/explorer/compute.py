@@ -10,7 +10,9 @@ kernel, sh×sw stride, ph×pw padding, dh×dw dilation, OH×OW output size.
 
 One input image goes through the model once, with a forward hook on every leaf module
 (:func:`trace`): each layer's input and output are kept, so a unit's arithmetic is read
-off the very arrays the forward pass used, and adds up to the value it returned.
+off the very arrays the forward pass used, and adds up to the value it returned. That pass
+runs op by op: a plan of ``st.compile`` gives only the model's output. What needs only the
+output (the test set's confusion matrix, ``state.py``) runs compiled, through ``Run.predict``.
 """
 from __future__ import annotations
 

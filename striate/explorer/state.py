@@ -1,8 +1,9 @@
 """The run the explorer shows, and the one lock that makes its model safe to share between requests.
 
 The server answers requests on many threads at once; striate's model is not made for that:
-a forward pass through it registers hooks on the model's modules (:func:`compute.trace`)
-and the fast convolution reuses one workspace of scratch arrays. So every use of the model
+a forward pass through it registers hooks on the model's modules (:func:`compute.trace`),
+the fast convolution reuses one workspace of scratch arrays, and a compiled plan (the run's
+``predict``) its buffers. So every use of the model
 takes :attr:`Explorer.lock`, one ``threading.Lock``. A LeNet-5 forward pass takes about a
 millisecond, far less than decoding an upload or writing the JSON answer, and both of those
 run outside the lock, in parallel. A single worker thread fed by a queue would serialise the
@@ -147,6 +148,7 @@ class Explorer:
         if self._confusion is None:
             images, labels = test
             predicted = []
+            # compiled (Run.predict): only the class is needed; the run keeps the plan for these batches
             for lo in range(0, len(images), CONFUSION_BATCH):      # the lock is let go between batches,
                 with self.lock:                                     # so that drawing stays live meanwhile
                     predicted.append(run.predict(images[lo:lo + CONFUSION_BATCH]).argmax(axis=1))

@@ -385,7 +385,7 @@ _unary("Exp", lambda x: x.exp())
 _unary("Log", lambda x: x.log())
 _unary("Sqrt", lambda x: x ** 0.5)
 _unary("Reciprocal", lambda x: 1.0 / x)
-_unary("Sign", ops.sign)
+_unary("Sign", lambda x: ops.sign(x))
 _unary("Identity", lambda x: x)
 
 
@@ -416,10 +416,10 @@ def _softmax_new(fn):
     return make
 
 
-converter("Softmax", 1)(_softmax_old(F.softmax))
-converter("Softmax", 13)(_softmax_new(F.softmax))
-converter("LogSoftmax", 1)(_softmax_old(F.log_softmax))
-converter("LogSoftmax", 13)(_softmax_new(F.log_softmax))
+converter("Softmax", 1)(_softmax_old(lambda x, dim: F.softmax(x, dim)))
+converter("Softmax", 13)(_softmax_new(lambda x, dim: F.softmax(x, dim)))
+converter("LogSoftmax", 1)(_softmax_old(lambda x, dim: F.log_softmax(x, dim)))
+converter("LogSoftmax", 13)(_softmax_new(lambda x, dim: F.log_softmax(x, dim)))
 
 
 # ---------------------------------------------------------------------------
@@ -447,13 +447,13 @@ def _binary(op_type, fn, nondiff=()):
     converter(op_type, 1, nondiff)(lambda node: fn)
 
 
-_binary("Add", _T.add)
-_binary("Sub", _T.sub)
-_binary("Mul", _T.mul)
+_binary("Add", lambda a, b: _T.add(a, b))       # looked up at each call, as the unary ops are
+_binary("Sub", lambda a, b: _T.sub(a, b))
+_binary("Mul", lambda a, b: _T.mul(a, b))
 _binary("Div", lambda a, b: _T.div(a, b) if a.dtype.kind == "f" or b.dtype.kind == "f"
         else ops.constant(np.trunc(np.divide(a.data, b.data)).astype(a.dtype)))   # integers: toward zero
-_binary("MatMul", _T.matmul)
-_binary("Equal", ops.equal)
+_binary("MatMul", lambda a, b: _T.matmul(a, b))
+_binary("Equal", lambda a, b: ops.equal(a, b))
 
 
 @converter("Pow", 1, nondiff=(1,))
@@ -478,9 +478,9 @@ def _variadic(op_type, fn):
     converter(op_type, 1)(make)
 
 
-_variadic("Sum", _T.add)
-_variadic("Max", ops.maximum)
-_variadic("Min", ops.minimum)
+_variadic("Sum", lambda a, b: _T.add(a, b))
+_variadic("Max", lambda a, b: ops.maximum(a, b))
+_variadic("Min", lambda a, b: ops.minimum(a, b))
 
 
 @converter("Mean", 1)
@@ -521,7 +521,7 @@ def node_since(node) -> int:
 _reduce("ReduceSum", lambda x, a, k: x.sum(axis=a, keepdims=k), 13)
 _reduce("ReduceMean", lambda x, a, k: x.mean(axis=a, keepdims=k), 18)
 _reduce("ReduceMax", lambda x, a, k: x.max(axis=a, keepdims=k), 18)
-_reduce("ReduceProd", ops.prod, 18)
+_reduce("ReduceProd", lambda x, a, k: ops.prod(x, a, k), 18)
 
 
 # ---------------------------------------------------------------------------
@@ -741,7 +741,7 @@ def _split(node):
 def _scatter_nd(node):
     if node.attr("reduction", "none") != "none":
         node.fail("only reduction='none' is supported")
-    return ops.scatter_nd
+    return lambda data, indices, updates: ops.scatter_nd(data, indices, updates)
 
 
 @converter("Expand", 8, nondiff=(1,))

@@ -90,15 +90,19 @@ def traced_functions() -> list[tuple[types.ModuleType, str, str]]:
     """(module, attribute, op name) for each function the tracer records.
 
     Every op of ``striate.functional``; the functions of ``striate.tensor`` that Tensor's
-    operators and methods call (``x * y`` is ``mul``, ``x.sum(1)`` is ``sum``); and LeNet-5's
-    kernel assembly, whose output a later ``conv2d`` reads (so that its pieces stay parameters).
+    operators and methods call (``x * y`` is ``mul``, ``x.sum(1)`` is ``sum``); LeNet-5's
+    kernel assembly, whose output a later ``conv2d`` reads (so that its pieces stay parameters);
+    and the few ops of ``ops.py`` that imported graphs use beside those (``onnx_maximum``, ...),
+    so that an imported graph is traced whole.
     """
     from ..models import lenet
+    from . import ops
     table = [(F, name, "concat" if name == "cat" else name) for name in F.__all__]
     table += [(_tensor_module, name, name.rstrip("_")) for name in (
         "add", "sub", "mul", "div", "neg", "power", "rpower", "exp", "log", "abs_", "matmul",
         "sum_", "mean", "max_", "reshape", "transpose", "getitem")]
     table.append((lenet, "place_kernels", "place_kernels"))
+    table += [(ops, name, f"onnx_{name}") for name in ops.__all__ if name != "constant"]
     return table
 
 

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..compile import Inference
 from ..tensor import Tensor, no_grad
 from . import memory
 from .checkpoint import load_checkpoint, loader_identity
@@ -136,11 +137,17 @@ def _first_nonfinite_grad(model) -> str | None:
 
 
 def evaluate(model, loader, loss_fn: Callable = F.cross_entropy, num_classes: int | None = None,
-             progress: bool = False, *, reduce: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+             progress: bool = False, *, reduce: Callable[[np.ndarray], np.ndarray] | None = None,
+             compiled: bool = True) -> dict:
     """Loss, accuracy, per-class accuracy and confusion matrix of ``model`` on ``loader``.
 
     Runs in eval mode under ``no_grad`` and restores the model's mode afterwards.
     ``loss_fn`` is called as ``loss_fn(logits, y, reduction="sum")``.
+
+    ``compiled``: the forward runs through ``st.compile`` without measuring
+    (``striate.compile.Inference``), planned in this call for each batch shape: it uses
+    the current weights and gives the same numbers on every run, those of the op-by-op
+    forward to float32 rounding. False runs the model op by op.
 
     Returns:
         ``{"loss": mean loss, "acc": accuracy, "n": number of samples,
@@ -153,6 +160,7 @@ def evaluate(model, loader, loss_fn: Callable = F.cross_entropy, num_classes: in
     """
     was_training = model.training
     model.eval()
+    forward = Inference(model, compiled)
     total_loss, seen, outputs = 0.0, 0, 0
     predictions, targets = [], []
     batches = loader
@@ -162,7 +170,7 @@ def evaluate(model, loader, loss_fn: Callable = F.cross_entropy, num_classes: in
     try:
         with no_grad():
             for x, y in batches:
-                logits = model(Tensor(x))              # (B, classes)
+                logits = forward(x)                    # (B, classes)
                 outputs = logits.shape[1]
                 total_loss += loss_fn(logits, y, reduction="sum").item()
                 seen += len(y)
@@ -284,7 +292,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
         class_names=None, config: dict | None = None, checkpoint_seconds: float | None = None,
         log: Callable[[str], None] | None = None, check_memory: bool = True, plots: bool = True, *,
         transform_grads: Callable[[list], None] | None = None, writer: bool = True,
-        reduce: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+        reduce: Callable[[np.ndarray], np.ndarray] | None = None, compiled: bool = True) -> dict:
     """Train ``model`` for ``epochs`` epochs; evaluate on ``val_loader`` after each.
 
     Args:
@@ -324,6 +332,9 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
             the losses, accuracies and evaluations are then those of all processes
             together, and a Ctrl-C on any stops all after the same step (see the
             module's docstring).
+        compiled: the evaluation after each epoch runs through ``st.compile``
+            (see :func:`evaluate`), planned anew each time, with that epoch's weights;
+            False runs it op by op.
 
     Returns:
         ``{"epochs": [...per-epoch metrics...], "test_acc": final test accuracy,
@@ -415,7 +426,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
                       "images_per_second": stats.seen / max(stats.seconds, 1e-9)}
             if val_loader is not None:
                 last_eval = evaluate(model, val_loader, loss_fn, num_classes=_num_classes(class_names),
-                                     reduce=reduce)
+                                     reduce=reduce, compiled=compiled)
                 record["test_loss"], record["test_acc"] = last_eval["loss"], last_eval["acc"]
             history.append(record)
             if scheduler is not None:
@@ -435,7 +446,7 @@ def fit(model, loss_fn: Callable, optimizer, train_loader, val_loader=None, epoc
     final: dict[str, Any] = {"epochs": history, "test_acc": history[-1]["test_acc"] if history else None}
     if val_loader is not None:
         result = last_eval or evaluate(model, val_loader, loss_fn, num_classes=_num_classes(class_names),
-                                     reduce=reduce)
+                                       reduce=reduce, compiled=compiled)
         final["test"] = result
         final["test_acc"] = result["acc"]
     if files is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import models
+from ..compile import Inference
 from ..data import DATASETS
 from ..functional import softmax
 from ..serialization import atomic_write_bytes, load, save
@@ -249,6 +250,7 @@ class Run:
     def __init__(self, path, model, config: dict, weights, metrics: dict):
         self.path, self.model, self.config = Path(path), model, config
         self.weights, self.metrics = Path(weights), metrics
+        self._compiled: Inference | None = None             # predict's compiled forward, kept for its plans
         dataset = config.get("dataset")
         self.dataset = dataset if isinstance(dataset, str) else None
         known = self.dataset if self.dataset in DATASETS else None        # a data set striate knows, by name
@@ -323,25 +325,39 @@ class Run:
         """
         return self._prepare(self._checked(images, "Run.preprocess"))
 
-    def predict(self, images, batch_size: int = 256) -> np.ndarray:
+    def predict(self, images, batch_size: int = 256, compiled: bool = True) -> np.ndarray:
         """Class probabilities, float32 (N, len(classes)); each row sums to 1.
 
-        ``images`` as for :meth:`preprocess`. The model runs under no_grad, ``batch_size``
-        images at a time, so memory stays bounded however many are passed.
+        ``images`` as for :meth:`preprocess`. The model runs in evaluation mode under no_grad,
+        ``batch_size`` images at a time, so memory stays bounded however many are passed.
+
+        ``compiled``: the model runs through ``st.compile`` without measuring
+        (``striate.compile.Inference``): the same probabilities on every run, those of the
+        op-by-op forward to float32 rounding, with the current weights. The run keeps its
+        plans (one per batch shape) for later calls. False runs the model op by op.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"Run.predict: batch_size must be a positive int, got {batch_size!r}")
         images = self._checked(images, "Run.predict")              # (N, H, W, C) uint8 or float
+        forward = self._forward(compiled)
         out = []
         with no_grad():
             for lo in range(0, len(images), batch_size):
-                logits = self.model(Tensor(self._prepare(images[lo:lo + batch_size])))      # (B, K)
+                logits = forward(self._prepare(images[lo:lo + batch_size]))                 # (B, K)
                 out.append(softmax(logits, dim=1).data)
         probs = np.concatenate(out)
         if probs.shape[1] != len(self.classes):
             raise RunError(f"{self.path}: the model has {probs.shape[1]} outputs but the run names "
                            f"{len(self.classes)} classes ({self.dataset or 'from its config'})")
         return probs
+
+    def _forward(self, compiled: bool) -> Inference:
+        """The model's forward for predict: compiled (made once, for this model) or op by op."""
+        if not compiled:
+            return Inference(self.model, compiled=False)
+        if self._compiled is None or self._compiled.model is not self.model:
+            self._compiled = Inference(self.model)
+        return self._compiled
 
     def _checked(self, images, op: str) -> np.ndarray:
         """``images`` checked against what the run was trained on: (N, H, W, C), uint8 or float in [0, 1]."""

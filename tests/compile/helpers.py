@@ -49,3 +49,26 @@ def assert_float32_close(model, fast, x, factor=8.0):
     err_fast = float(np.abs(got.data - ref64).max())
     assert err_fast <= factor * err_eager + 2e-6 * scale, (err_fast, err_eager, scale)
     return got
+
+
+def record_plan_batches(monkeypatch) -> list[int]:
+    """The sizes of the batches that compiled plans compute, in order, from now on.
+
+    A plan computes its first batch while it is made (planning runs every step on it) and
+    later ones in ``Plan.run``; a forward run op by op adds nothing.
+    """
+    from striate.compile.plan import Plan
+    batches: list[int] = []
+    make, run = Plan.__init__, Plan.run
+
+    def made(self, model, example, *args, **kwargs):
+        make(self, model, example, *args, **kwargs)
+        if not self.eager_only:
+            batches.append(len(example))
+
+    def ran(self, x):
+        batches.append(len(x))
+        return run(self, x)
+    monkeypatch.setattr(Plan, "__init__", made)
+    monkeypatch.setattr(Plan, "run", ran)
+    return batches

@@ -60,3 +60,18 @@ def test_a_float64_array_is_taken_as_float32_as_the_models_do():
     got = fast(x)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got.data, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_lenet5_leaves_c1_to_eager_where_only_eager_ops_read_it():
+    """C1's output goes to S2's sum pooling, which has no batch-last step: the convolution stays
+    as in eager mode (N, K, OH, OW), not made batch last and reordered back; C5, read by a flatten,
+    is planned batch last."""
+    model = st.models.get("lenet5", rng=0)
+    fast = st.compile(model, measure=False)
+    x = np.random.default_rng(6).standard_normal((7, 1, 32, 32)).astype(np.float32)
+    assert_float32_close(model, fast, x)
+    plan = fast.last
+    labels = [s.label() for s in plan.steps]
+    assert labels[0] == "conv2d (as in eager mode)" and labels[1] == "scaled_tanh"
+    assert not any(label.startswith("reorder CHWN") for label in labels), labels
+    assert any(label.startswith("conv2d 16→120 5×5") for label in labels), labels

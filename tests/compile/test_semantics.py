@@ -11,6 +11,7 @@ import pytest
 import striate as st
 import striate.functional as F
 from striate import nn, optim
+from striate.compile.plan import Plan
 
 from .helpers import assert_float32_close, eager
 
@@ -230,3 +231,40 @@ def test_two_threads_share_the_blocks_and_give_the_same_answer():
     assert_float32_close(model, fast, x)
     with pytest.raises(ValueError, match="threads"):
         st.compile(model, threads=3)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet5-modern", "alexnet-small"])
+def test_the_call_that_plans_answers_with_the_planning_run(name, monkeypatch):
+    """Planning runs every step on the example: that run is the first call's answer (bit for bit
+    what the plan gives), so the first call does not run the plan a second time."""
+    model = st.models.get(name, rng=0)
+    x = _x(6, (1, 32, 32), seed=7)
+    runs = []
+    original = Plan.run
+    monkeypatch.setattr(Plan, "run", lambda self, data: runs.append(len(data)) or original(self, data))
+    fast = st.compile(model, measure=False)
+    first = fast(x).data
+    assert runs == []
+    np.testing.assert_array_equal(fast(x).data, first)
+    assert runs == [6]
+    np.testing.assert_allclose(first, eager(model, x), rtol=1e-5, atol=1e-6)
+    assert fast.last.take_example_output() is None              # given once only
+
+
+def test_a_plan_keeps_its_buffers_and_not_the_planning_runs_values():
+    """The values the planning run made (the eager steps' outputs, the example itself) are let go:
+    what a plan holds is its buffers."""
+    model = st.models.get("lenet5", rng=0).eval()          # C1, S2, C3, S4 and the RBF run eagerly
+    x = _x(64, (1, 32, 32))
+    eager(model, x)                                         # the eager ops' own scratch arrays, made before
+    fast = st.compile(model, measure=False)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        out = fast(x)
+        del out
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held - fast.last.buffer_bytes() < 512 << 10, (held, fast.last.buffer_bytes())   # 3.4 MB when kept

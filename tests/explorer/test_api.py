@@ -235,3 +235,25 @@ def test_a_unit_of_a_grouped_or_partly_connected_conv_adds_up(make, channels, ch
     u = compute.conv_unit(traces, 0, channel, 1, 2)
     assert u["channels"] == reads and np.asarray(u["window"]).shape[0] == len(reads)
     assert u["sum"] + u["bias"] == pytest.approx(float(out[0, channel, 1, 2]), abs=1e-5)
+
+
+def test_the_confusion_matrix_is_compiled_and_the_live_forward_pass_is_not(trained_run, one, monkeypatch):
+    """The confusion matrix needs only each test image's class: its batches run st.compile's plan
+    (one plan for batches of 250), with the matrix an op-by-op pass gives. A drawn digit's forward
+    pass shows every layer's output, so it runs op by op (a plan gives only the last)."""
+    from striate.explorer.state import CONFUSION_BATCH, Explorer
+    from tests.compile.helpers import record_plan_batches
+    runs = record_plan_batches(monkeypatch)
+    explorer = Explorer(trained_run)
+    c = explorer.confusion()
+    assert runs == [CONFUSION_BATCH] * (2000 // CONFUSION_BATCH)
+    assert len(explorer.run._compiled.compiled.plans) == 1
+    images, labels = explorer.test_set()
+    eager = explorer.run.predict(images, compiled=False).argmax(axis=1)
+    np.testing.assert_array_equal(c["matrix"], compute.confusion(eager, labels, 10, 40)["matrix"])
+    runs.clear()
+    from starlette.testclient import TestClient
+    with TestClient(create_app(trained_run)) as client:
+        r = client.post("/api/forward", content=one)
+    assert r.status_code == 200 and len(r.json()["layers"]) == 7
+    assert runs == []

@@ -15,6 +15,7 @@ from striate import nn, optim
 from striate.data import DataLoader, RandomTranslate, mnist_preprocess
 from striate.optim.lr_scheduler import StepLR
 from striate.train import CHECKPOINT, TrainingDiverged, TrainingInterrupted, evaluate, fit, load_checkpoint, train_step
+from tests.compile.helpers import record_plan_batches
 from tests.reliability.killable_run import toy_data
 
 SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
@@ -497,6 +498,89 @@ def test_evaluate_counts_and_restores_the_mode():
         evaluate(model, [])
     with pytest.raises(ValueError, match=r"labels must be in \[0, 2\), got labels from 0 to 2"):
         evaluate(model, batches, num_classes=2)
+
+
+# -- the evaluation through st.compile ------------------------------------------------------------
+
+
+@pytest.fixture
+def plan_runs(monkeypatch):
+    """The sizes of the batches that compiled plans computed, in order."""
+    return record_plan_batches(monkeypatch)
+
+
+def test_evaluate_runs_the_compiled_plan_unless_told_not_to(plan_runs):
+    model, _, _ = setup()
+    _, val = loaders()                                     # 60 images: batches of 32 and 28, two plans
+    compiled = evaluate(model, val)
+    assert plan_runs == [32, 28]
+    plan_runs.clear()
+    eager = evaluate(model, val, compiled=False)
+    assert plan_runs == []
+    np.testing.assert_array_equal(compiled["confusion"], eager["confusion"])
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet5-modern", "alexnet-small", "trained"])
+def test_evaluate_compiled_counts_what_op_by_op_counts(name, reference):
+    """The same correct predictions, class by class, and the same loss to float32 rounding; and the
+    same numbers again on a second run (nothing is timed to choose how to compute)."""
+    from striate import models
+    if name == "trained":                                  # Tiny after two epochs (test accuracy about 0.9)
+        model = Tiny()
+        model.load_state_dict(reference[False][0])
+        _, loader = loaders()
+    else:
+        model = models.get(name, rng=0)
+        g = np.random.default_rng(5)
+        images, labels = g.integers(0, 256, (150, 28, 28)).astype(np.uint8), g.integers(0, 10, 150)
+        loader = DataLoader((images, labels), batch_size=64, transform=mnist_preprocess(pad_to=32))
+    model.train()
+    compiled, eager = evaluate(model, loader), evaluate(model, loader, compiled=False)
+    assert model.training
+    np.testing.assert_array_equal(compiled["confusion"], eager["confusion"])
+    assert compiled["acc"] == eager["acc"] and compiled["n"] == eager["n"]
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-5)
+    again = evaluate(model, loader)
+    assert again["loss"] == compiled["loss"]
+    np.testing.assert_array_equal(again["confusion"], compiled["confusion"])
+
+
+def test_evaluate_keeps_no_plan_once_it_returns(monkeypatch):
+    """Each call plans for itself (its batch shapes, the current weights) and lets its plans go:
+    evaluating many times holds no memory."""
+    import gc
+    import weakref
+
+    from striate.compile.plan import Plan
+    made, make = [], Plan.__init__
+
+    def init(self, *args, **kwargs):
+        make(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+    monkeypatch.setattr(Plan, "__init__", init)
+    model, _, _ = setup()
+    _, val = loaders()
+    for _ in range(3):
+        evaluate(model, val)
+    gc.collect()
+    assert len(made) == 6 and all(plan() is None for plan in made)
+
+
+def test_the_test_pass_of_each_epoch_sees_that_epochs_weights(reference, plan_runs):
+    """fit evaluates through st.compile after every epoch (the reference ran so): each epoch's test
+    loss and accuracy are those of that epoch's weights, as an op-by-op evaluation gives them, and
+    the training itself is not touched: the weights come out bit for bit the same."""
+    model, result = run(epochs=2, compiled=False)
+    assert plan_runs == []
+    assert_same_weights(weights(model), reference[False][0])
+    compiled_epochs = reference[False][1]["epochs"]
+    for c, e in zip(compiled_epochs, result["epochs"], strict=True):
+        assert c["test_acc"] == e["test_acc"]
+        assert c["test_loss"] == pytest.approx(e["test_loss"], rel=1e-5)
+    assert compiled_epochs[0]["test_loss"] != pytest.approx(compiled_epochs[1]["test_loss"], rel=1e-3)
+    _, again = run(epochs=2)
+    assert plan_runs == [32, 28, 32, 28]                   # planned and run after each epoch
+    assert strip_times(again["epochs"]) == strip_times(compiled_epochs)
 
 
 # -- a real run on MNIST ---------------------------------------------------------------------------

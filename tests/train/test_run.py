@@ -173,6 +173,58 @@ def test_a_missing_image_file_is_named(mlp_run, tmp_path):
         mlp_run.predict([tmp_path / "nowhere.png"])
 
 
+# -- predict through st.compile ------------------------------------------------------------------------------
+
+
+def _saved_run(tmp_path, name="lenet5"):
+    """A run folder of an untrained model (config.json and model.safetensors): no data set needed."""
+    model = models.get(name, rng=0)
+    config = {"model": model.config, "dataset": "mnist"}
+    (tmp_path / CONFIG).write_text(json.dumps(config))
+    st.save(model, tmp_path / FINAL_WEIGHTS, metadata={"config": config})
+    return st.load_run(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet5-modern", "mlp"])
+def test_predict_runs_a_compiled_plan_that_the_run_keeps(name, tmp_path):
+    run = _saved_run(tmp_path, name)
+    images = np.random.default_rng(0).integers(0, 256, (70, 28, 28)).astype(np.uint8)
+    eager = run.predict(images, batch_size=32, compiled=False)
+    assert run._compiled is None                                # op by op: nothing planned
+    probs = run.predict(images, batch_size=32)                  # batches of 32, 32 and 6: two plans
+    np.testing.assert_allclose(probs, eager, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(probs.argmax(axis=1), eager.argmax(axis=1))
+    compiled = run._compiled
+    assert compiled is not None and sorted(shape[0] for shape, _ in compiled.compiled.plans) == [6, 32]
+    np.testing.assert_array_equal(run.predict(images, batch_size=32), probs)     # the same plans, the same numbers
+    run.predict(images[:1])
+    assert run._compiled is compiled and len(compiled.compiled.plans) == 3
+
+
+def test_predict_sees_new_weights_and_a_new_model(tmp_path):
+    run = _saved_run(tmp_path, "lenet5-modern")
+    images = np.random.default_rng(1).integers(0, 256, (8, 28, 28)).astype(np.uint8)
+    before = run.predict(images)
+    for p in run.model.parameters():                            # fine-tuned in place
+        p.data *= np.float32(1.5)
+    after = run.predict(images)
+    assert not np.allclose(after, before, atol=1e-3)
+    np.testing.assert_allclose(after, run.predict(images, compiled=False), rtol=1e-5, atol=1e-6)
+    run.model = models.get("lenet5-modern", rng=1).eval()       # another model altogether
+    np.testing.assert_allclose(run.predict(images), run.predict(images, compiled=False), rtol=1e-5, atol=1e-6)
+    assert run._compiled.model is run.model
+
+
+def test_predict_runs_in_evaluation_mode_either_way(tmp_path):
+    run = _saved_run(tmp_path, "alexnet-small")                 # dropout in its classifier
+    images = np.random.default_rng(2).integers(0, 256, (4, 28, 28)).astype(np.uint8)
+    expected = run.predict(images, compiled=False)
+    run.model.train()
+    for compiled in (True, False):
+        np.testing.assert_allclose(run.predict(images, compiled=compiled), expected, rtol=1e-5, atol=1e-6)
+        assert run.model.training
+
+
 # -- the folder's state --------------------------------------------------------------------------------------
 
 
