@@ -35,25 +35,34 @@ import striate.functional as F
 
 
 def conv_pair(shape, weight, stride, padding, backward):
-    """{"striate": step, "torch": step} for one convolution, forward or forward+backward."""
+    """{"striate": step, "torch": step} for one convolution with bias, forward or forward+backward.
+
+    As in ops.py, a first layer (3 input channels or fewer) computes no input gradient.
+    """
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32)
     w = rng.standard_normal(weight, dtype=np.float32) * 0.05
-    g = rng.standard_normal((1,), dtype=np.float32)
-    xs, ws = st.Tensor(x, requires_grad=backward), st.Tensor(w, requires_grad=backward)
-    xt, wt = torch.from_numpy(x.copy()).requires_grad_(backward), torch.from_numpy(w.copy()).requires_grad_(backward)
+    b = rng.standard_normal(weight[0], dtype=np.float32)
+    dx = backward and shape[1] > 3
+    xs = st.Tensor(x, requires_grad=dx)
+    ws, bs = st.Tensor(w, requires_grad=backward), st.Tensor(b, requires_grad=backward)
+    xt = torch.from_numpy(x.copy()).requires_grad_(dx)
+    wt, bt = (torch.from_numpy(a.copy()).requires_grad_(backward) for a in (w, b))
+    with st.no_grad():
+        g = rng.standard_normal(F.conv2d(xs, ws, bs, stride=stride, padding=padding).shape, dtype=np.float32)
+    gt = torch.from_numpy(g.copy())
 
     def ours():
-        out = F.conv2d(xs, ws, stride=stride, padding=padding)
+        out = F.conv2d(xs, ws, bs, stride=stride, padding=padding)
         if backward:
-            xs.grad = ws.grad = None
-            out.backward(np.broadcast_to(g, out.shape))
+            xs.grad = ws.grad = bs.grad = None
+            out.backward(g)
 
     def theirs():
-        out = torch.nn.functional.conv2d(xt, wt, stride=stride, padding=padding)
+        out = torch.nn.functional.conv2d(xt, wt, bt, stride=stride, padding=padding)
         if backward:
-            xt.grad = wt.grad = None
-            out.backward(torch.from_numpy(np.broadcast_to(g, out.shape).copy()))
+            xt.grad = wt.grad = bt.grad = None
+            out.backward(gt)
     if not backward:
         def ours_ng():
             with st.no_grad():

@@ -53,7 +53,8 @@ OutputSize = int | None | tuple[int | None, int | None]
 # contiguous rows (one reduction call) instead of tap by tap (kh·kw ufunc calls).
 _BLOCKS_MIN_WINDOW = 32
 _TILE = 1 << 18             # input values per tile of a max or min pooling shared out over threads
-_SERIAL = 1 << 19           # fewer input values than this: one tile (measured slower on two threads below it)
+_SERIAL = 1 << 19           # backward: fewer input values than this, one tile (slower on two threads below it)
+_SERIAL_FORWARD = 1 << 22   # forward: two threads measured slower up to 1.2M input values
 
 
 # ---------------------------------------------------------------------------
@@ -273,8 +274,10 @@ def _extreme_pool(op: str, kind: str, x: TensorLike, kernel_size: IntPair, strid
     win = pool_windows(op, x, kernel_size, stride, padding, dilation, ceil_mode)
     xp, a = array_module(x.data), x.data
     out = xp.empty(a.shape[:2] + win.out_hw, dtype=a.dtype)            # (N, C, OH, OW)
-    tiles = split(a.shape[0], math.prod(a.shape[1:]), _TILE, _SERIAL)    # images shared out over threads
-    for_tiles(tiles, lambda s, e: _reduce(a[s:e], win, kind, out=out[s:e]))
+    per_image = math.prod(a.shape[1:])
+    for_tiles(split(a.shape[0], per_image, _TILE, _SERIAL_FORWARD),
+              lambda s, e: _reduce(a[s:e], win, kind, out=out[s:e]))
+    tiles = split(a.shape[0], per_image, _TILE, _SERIAL)                 # images shared out over threads
 
     def backward(g: np.ndarray) -> Gradients:
         # Each window's gradient goes to one element, its first extreme (the
