@@ -223,3 +223,19 @@ def test_optimizer_updates_are_bit_identical_at_any_thread_count(make, rng):
         finals.append(p.data)
     assert not np.array_equal(finals[0], w0)
     assert all(np.array_equal(finals[0], f) for f in finals[1:])
+
+
+@pytest.mark.parametrize("batch", [7, 64, 200])
+def test_compiled_inference_is_bit_identical_at_any_thread_count(batch, rng):
+    # with two threads a convolution's blocks are split in two halves, each with its own buffers
+    model = st.models.get("lenet5-modern", rng=0)
+    x = rng.standard_normal((batch, 1, 32, 32)).astype(np.float32)
+    outs = []
+    for n in (1, 2, 1, 2):
+        st.set_num_threads(n)
+        fast = st.compile(model, measure=False)
+        outs += [fast(x).data, fast(x).data]
+        assert ("2 threads" in repr(fast)) == (n == 2 and batch >= 64)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    with pytest.raises(ValueError, match="threads must be None, 1 or 2"):
+        st.compile(model, threads=3)

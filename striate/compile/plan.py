@@ -44,6 +44,7 @@ from ..nn.dropout import Dropout
 from ..nn.module import Module
 from ..onnx.trace import Graph, TraceError, Value, leaves, trace, traced_functions
 from ..tensor import Tensor, no_grad
+from ..threads import get_num_threads
 from .steps import (
     AddStep,
     BatchNormStep,
@@ -313,7 +314,7 @@ class Plan:
                 return step.choose(env, can_eager=True)
         else:
             def measure(env):
-                return step.set_block(step.default_block())
+                return step.set_block(step.default_block(), workers=step.threads)
         self._add(step, measure)
         return True
 
@@ -599,13 +600,13 @@ class Compiled:
     always reads the model's current parameters and buffers.
     """
 
-    def __init__(self, model: Module, measure: bool = True, threads: int = 1):
+    def __init__(self, model: Module, measure: bool = True, threads: int | None = None):
         if not isinstance(model, Module):
             raise TypeError(f"compile expects a striate.nn.Module, got {type(model).__name__}")
         self.model = model
         self.measure = measure
-        if threads not in (1, 2):
-            raise ValueError(f"compile: threads must be 1 or 2, got {threads!r}")
+        if threads not in (None, 1, 2):
+            raise ValueError(f"compile: threads must be None, 1 or 2, got {threads!r}")
         self.threads = threads
         self.plans: dict[tuple, Plan] = {}
         self.last: Plan | None = None
@@ -626,7 +627,8 @@ class Compiled:
         plan = self.plans.get(key)
         if plan is not None:
             return plan, None
-        plan = Plan(self.model, t, measure=self.measure, threads=self.threads)
+        threads = self.threads if self.threads is not None else min(get_num_threads(), 2)
+        plan = Plan(self.model, t, measure=self.measure, threads=threads)
         if len(self.plans) >= MAX_PLANS:
             self.plans.pop(next(iter(self.plans)))
         self.plans[key] = plan
@@ -650,14 +652,16 @@ class Compiled:
         return head + "\n" + "\n".join(p.describe() for p in self.plans.values())
 
 
-def compile(model: Module, measure: bool = True, threads: int = 1) -> Compiled:
+def compile(model: Module, measure: bool = True, threads: int | None = None) -> Compiled:
     """A callable that runs ``model``'s forward for inference, planned for speed.
 
     ``fast = compile(model)``; ``fast(x)`` equals ``model.eval()`` under ``no_grad()``
     applied to ``x`` (within float32 rounding) and ``print(fast)`` shows the plan.
     ``measure=False`` skips timing the convolution algorithms (a fixed block size).
-    ``threads=2`` lets a convolution share its blocks with a helper thread where that
-    measured faster (set the BLAS to one thread then, e.g. with threadpoolctl, or the two
-    compete for the cores); the BLAS's own threads are used either way.
+    ``threads``: 2 lets a convolution's blocks be shared by two of striate's threads
+    (``st.set_num_threads``), each half with its own buffers; measured against one thread
+    when ``measure``, taken where the batch has two blocks or more when not. None (the
+    default): 2 when striate has two threads or more, else 1. A block is computed the
+    same way by either thread, so the result does not depend on it.
     """
     return Compiled(model, measure, threads)

@@ -25,16 +25,15 @@ convolution's weights.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Tensor
+from ..threads import run_tiles
 
 __all__ = [
     "UNARY",
@@ -55,20 +54,6 @@ __all__ = [
 ]
 
 FUNCTIONAL = ("im2col", "winograd")     # conv algorithms run by striate.functional.conv2d
-
-
-_helper: ThreadPoolExecutor | None = None
-_helper_lock = threading.Lock()
-
-
-def helper() -> ThreadPoolExecutor:
-    """The one helper thread that takes the second half of a convolution's blocks
-    (NumPy's copies, ufuncs and BLAS calls release the GIL)."""
-    global _helper
-    with _helper_lock:
-        if _helper is None:
-            _helper = ThreadPoolExecutor(1, thread_name_prefix="striate-compile")
-        return _helper
 
 
 def nbytes(shape, dtype) -> int:
@@ -365,9 +350,9 @@ class ConvStep(Step):
         self.blocks2 = {}
         if self.workers == 2:
             N = self.x_shape[0]
-            self.blocks2[n] = self._block_buffers(n, " (helper)")
+            self.blocks2[n] = self._block_buffers(n, " (second thread)")
             if N % n:
-                self.blocks2[N % n] = self._block_buffers(N % n, f" (helper, last block, {N % n})")
+                self.blocks2[N % n] = self._block_buffers(N % n, f" (second thread, last block, {N % n})")
         N, C, H, W = self.x_shape
         self.blocks: dict[int, dict] = {}
         if algorithm in FUNCTIONAL:
@@ -435,13 +420,10 @@ class ConvStep(Step):
         else:
             whole = self.n == N and self.rows == self.geo.out_size[0]
             ranges = [(s, min(s + self.n, N)) for s in range(0, N, self.n)]
-            if self.workers == 2:                       # the second half on the helper thread
+            if self.workers == 2:                       # two halves, each with its own buffers, on striate's threads
                 half = len(ranges) // 2
-                later = helper().submit(self._run_blocks, x, w, shift, ranges[half:], self.blocks2, whole)
-                try:
-                    self._run_blocks(x, w, shift, ranges[:half], self.blocks, whole)
-                finally:
-                    later.result()
+                halves = ((ranges[:half], self.blocks), (ranges[half:], self.blocks2))
+                run_tiles(lambda i: self._run_blocks(x, w, shift, halves[i][0], halves[i][1], whole), 2)
             else:
                 self._run_blocks(x, w, shift, ranges, self.blocks, whole)
             if self.pool is not None and not whole:     # the pooled output is small: one pass for all
