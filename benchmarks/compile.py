@@ -9,8 +9,9 @@ LeNet-5 (modern, random weights) at batch 64 and 256, at 1 and 2 threads: eager 
 (the same model exported with ``striate.onnx.export``, all graph optimisations, intra-op
 threads = the benchmark's), PyTorch eager (the same weights, ``torch.no_grad``) and
 ``torch.compile`` (inductor, ``dynamic=True``: one compilation serves both batch sizes).
-At 2 threads also "compiled+helper": ``st.compile(model, threads=2)``, whose convolutions
-may share their blocks with a helper thread while the BLAS runs one thread.
+Threads are striate's (``st.set_num_threads``; the BLAS runs one thread inside them),
+PyTorch's and onnxruntime's intra-op threads, all set to the same number; at 2 threads
+``st.compile`` measures each convolution with its blocks shared by two threads too.
 AlexNet as published, forward at batch 8: compiled striate against PyTorch eager and
 onnxruntime.
 
@@ -69,14 +70,6 @@ def report(title: str, timing: dict, batch: int, targets) -> list[str]:
         line = f"  {ours}/{theirs} speed: {fmt_ratio(r)} (target ≥ {goal}×: {verdict})"
         print(line)
         lines.append(title + ":" + line)
-    if "compiled+helper" in timing:          # the same targets for st.compile(model, threads=2)
-        for _, theirs, goal in targets:
-            if theirs in timing:
-                r = ratio(timing, "compiled+helper", theirs)
-                verdict = "met" if r[0] >= goal else "NOT met"
-                line = f"  compiled+helper/{theirs} speed: {fmt_ratio(r)} (target ≥ {goal}×: {verdict})"
-                print(line)
-                lines.append(title + ":" + line)
     for name in names:
         if not name.startswith("compiled") and all(name != t for _, t, _ in targets):
             print(f"  compiled/{name} speed: {fmt_ratio(ratio(timing, 'compiled', name))}")
@@ -143,22 +136,16 @@ def main():
         except Exception as exc:       # noqa: BLE001 - report why, keep benchmarking the others
             compiled_torch, why = None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             print(f"torch.compile failed on this machine: {why}")
-    import threadpoolctl
-    blas = threadpoolctl.ThreadpoolController()
     for threads in args.threads:
         set_threads(threads)
         session, input_name = ort_session(lenet_path, threads)
         fast = st.compile(model)          # compiled afresh: its plans are measured at this thread count
-        helped = st.compile(model, threads=2) if threads >= 2 else None
         for batch in args.batches:
             x = np.random.default_rng(batch).standard_normal((batch, 1, 32, 32)).astype(np.float32)
             xt = torch.from_numpy(x)
             t0 = time.perf_counter()
             fast(x)                                              # plans (and measures) for this shape
             planned = f"planned in {(time.perf_counter() - t0) * 1e3:.0f} ms"
-            if helped is not None:                               # two threads of its own, the BLAS at one
-                with blas.limit(limits=1, user_api="blas"):
-                    helped(x)
 
             def eager(x=x):
                 with st.no_grad():
@@ -170,11 +157,6 @@ def main():
             contenders = {"compiled": lambda x=x, f=fast: f(x), "eager striate": eager,
                           "onnxruntime": lambda x=x, s=session, name=input_name: s.run(None, {name: x}),
                           "torch eager": torch_eager}
-            if helped is not None:
-                def compiled_helper(x=x, f=helped):
-                    with blas.limit(limits=1, user_api="blas"):
-                        f(x)
-                contenders["compiled+helper"] = compiled_helper
             if compiled_torch is not None:
                 def torch_compiled(xt=xt):
                     with torch.no_grad():

@@ -17,6 +17,17 @@ striate against PyTorch at 1 thread, at 2 threads, and each at its best setting
 Then Amdahl's law: a speed-up S₂ on two threads means a parallel fraction
 p = 2·(1 − 1/S₂) of the one-thread time, and on n threads at most
 S(n) = 1 / ((1 − p) + p / n); printed for 4, 8 and 16 threads.
+
+``--parts`` prints instead where the time goes: each LeNet-5 op at batch 64 and 256,
+forward and backward, at 1 and 2 threads (medians of 200 calls, the two settings
+alternating in blocks); a training step and an inference at batch 1 and 2 (the time
+that holds the interpreter lock whatever the batch); the cost of handing empty tiles
+to the pool; and a 64 MB copy on one thread and cut in two tiles on two (the memory
+bandwidth that the copies, ReLU and pooling share).
+
+``--step`` prints only the median LeNet-5 training step at batch 64 and 256, at 1 and 2
+threads: run it in fresh processes with ``STRIATE_KEEP_FREED_MEMORY=1`` and ``=0`` in
+turn to see what keeping freed memory (``striate/heap.py``) is worth.
 """
 from __future__ import annotations
 
@@ -137,13 +148,94 @@ def fmt(q: tuple[float, float, float]) -> str:
     return f"{q[1]:.2f}× [{q[0]:.2f}–{q[2]:.2f}]"
 
 
+def _median_us(fn, calls: int = 200) -> float:
+    fn()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e6 * statistics.median(times)
+
+
+def step_only() -> None:
+    """The median LeNet-5 training step (ms) at batch 64 and 256, at 1 and 2 threads."""
+    from striate import heap
+    cells = []
+    for n in (1, 2):
+        st.set_num_threads(n)
+        for batch in (64, 256):
+            train = lenet.contenders("lenet5-modern", batch, "train")["striate"]
+            for _ in range(5):
+                train()
+            cells.append(f"{n}t bs{batch} {_median_us(train, 60 if batch == 64 else 20) / 1e3:.2f}")
+    print(f"freed memory kept: {heap.keep_freed_memory()}; LeNet-5 train step, ms: " + ", ".join(cells))
+
+
+def parts() -> None:
+    """Where the time goes: ops one at a time, the per-step floor, the pool's overhead, bandwidth."""
+    from striate import threads
+    rng = np.random.default_rng(0)
+    print(f"{'op (µs)':28} {'fwd 1t':>8} {'fwd 2t':>8} {'×':>5}   {'bwd 1t':>8} {'bwd 2t':>8} {'×':>5}")
+    for batch in (64, 256):
+        a = {k: rng.standard_normal(shape, dtype=np.float32) for k, shape in {
+            "x": (batch, 1, 32, 32), "w1": (6, 1, 5, 5), "a1": (batch, 6, 28, 28), "p1": (batch, 6, 14, 14),
+            "w2": (16, 6, 5, 5), "a2": (batch, 16, 10, 10), "f": (batch, 400), "w5": (120, 400)}.items()}
+        ops = {"conv1 1→6 5×5": (F.conv2d, "x", "w1"), "relu 6×28×28": (F.relu, "a1"),
+               "max_pool 6×28×28": (lambda t: F.max_pool2d(t, 2), "a1"),
+               "conv2 6→16 5×5": (F.conv2d, "p1", "w2"), "relu 16×10×10": (F.relu, "a2"),
+               "max_pool 16×10×10": (lambda t: F.max_pool2d(t, 2), "a2"), "linear 400→120": (F.linear, "f", "w5")}
+        for name, (fn, *keys) in ops.items():
+            ins = [st.Tensor(a[k], requires_grad=k != "x") for k in keys]
+            out = fn(*ins)
+            g = np.ones(out.shape, np.float32)
+
+            def forward(fn=fn, ins=ins):
+                with st.no_grad():
+                    fn(*ins)
+            cells = []
+            for step in (forward, lambda out=out, g=g: out.backward(g, retain_graph=True)):
+                one, two = [], []
+                for _ in range(3):
+                    for n, into in ((1, one), (2, two)):
+                        st.set_num_threads(n)
+                        into.append(_median_us(step, 70))
+                cells.append((statistics.median(one), statistics.median(two)))
+            (f1, f2), (b1, b2) = cells
+            label = f"{name}, batch {batch}"
+            print(f"{label:28} {f1:8.0f} {f2:8.0f} {f1 / f2:5.2f}   {b1:8.0f} {b2:8.0f} {b1 / b2:5.2f}")
+    st.set_num_threads(1)
+    for batch in (1, 2):
+        train = lenet.contenders("lenet5-modern", batch, "train")["striate"]
+        infer = lenet.contenders("lenet5-modern", batch, "infer")["striate"]
+        print(f"LeNet-5 at batch {batch}, one thread: train step {_median_us(train) / 1e3:.2f} ms, "
+              f"inference {_median_us(infer) / 1e3:.2f} ms")
+    st.set_num_threads(2)
+    for count in (2, 8):
+        cost = _median_us(lambda c=count: threads.run_tiles(id, c), 2000)
+        print(f"the pool, {count} empty tiles on 2 threads: {cost:.1f} µs")
+    src = np.ones(16 << 20, np.float32)
+    dst = np.empty_like(src)
+    halves = threads.tile_bounds(src.size, 2)
+    for n in (1, 2):
+        st.set_num_threads(n)
+        t = _median_us(lambda: threads.for_tiles(halves, lambda s, e: np.copyto(dst[s:e], src[s:e])), 20)
+        print(f"64 MB copy, {n} thread{'s' if n > 1 else ''}: {2 * src.nbytes / t / 1e3:.1f} GB/s (read + write)")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="without the AlexNet step")
     p.add_argument("--only", nargs="+", help="workloads whose name contains one of these words")
+    p.add_argument("--parts", action="store_true", help="where the time goes, op by op (see above)")
+    p.add_argument("--step", action="store_true", help="only LeNet-5's training step (see above)")
     args = p.parse_args(argv)
+    if args.step:
+        return step_only()
     print(machine_header(2))
+    if args.parts:
+        return parts()
     print(f"striate threads by default: {st.get_num_threads()} (threads.available_cores())\n")
     print(f"{'workload':26} {'striate 1t':>11} {'striate 2t':>11} {'torch 1t':>11} {'torch 2t':>11}   "
           f"{'st 2t/1t':>17} {'torch 2t/1t':>17} {'st/torch 1t':>17} {'st/torch 2t':>17} {'best/best':>17}")
