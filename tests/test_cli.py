@@ -133,6 +133,21 @@ def test_same_seed_same_weights_and_another_seed_differs(data_dir, tmp_path):
     assert not np.array_equal(runs["a"]["fc1.weight"], runs["c"]["fc1.weight"])
 
 
+def test_the_thread_count_changes_nothing_but_the_speed(data_dir, tmp_path):
+    # the ops' tiles are cut by shape, never by thread count: the same weights, bit for bit;
+    # the command's thread count holds while it runs and is put back after
+    before = st.get_num_threads()
+    runs = {}
+    for threads in (1, 2, 3):
+        code, _ = train_quietly("lenet5-modern", "--data-dir", data_dir, "--out", tmp_path / str(threads),
+                                "--epochs", 1, "--limit", 600, "--batch-size", 256, "--threads", threads)
+        assert code == 0
+        runs[threads] = load_weights(tmp_path / str(threads) / "model.safetensors")
+        assert st.get_num_threads() == before
+    assert_same_weights(runs[1], runs[2])
+    assert_same_weights(runs[1], runs[3])
+
+
 def test_default_folder_and_a_finished_run_is_never_overwritten(data_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ("mlp", "--data-dir", data_dir, "--epochs", 1, "--limit", 128)
@@ -300,6 +315,8 @@ ERRORS = [
                                                                  r"--momentum must be in \[0, 1\)"),
     (["train", "mlp", "--limit", "-5"], r"--limit must be a positive number of images"),
     (["train", "mlp", "--seed", "-1"], r"--seed must be a non-negative integer"),
+    (["train", "mlp", "--threads", "0"], r"--threads must be at least 1, got 0"),
+    (["experiment", "shift", "--threads", "-2"], r"--threads must be at least 1, got -2"),
     (["train", "mlp", "--dataset", "cifar10"], r"argument --dataset: invalid choice: 'cifar10'"),
     (["train", "mlp", "--augment", "--no-augment"], r"not allowed with argument"),
     (["train", "mlp", "--data-dir", "{bad}/empty-data"], r"no MNIST training files there \(expected "
