@@ -3,6 +3,7 @@
     python benchmarks/compile.py                         # LeNet-5 modern (batch 64, 256) and AlexNet (batch 8)
     python benchmarks/compile.py --threads 1 --rounds 5 --skip-alexnet
     python benchmarks/compile.py --profile               # also where the time goes, step by step and in onnxruntime
+    python benchmarks/compile.py --memory                # only peak memory of one call, compiled against eager
 
 LeNet-5 (modern, random weights) at batch 64 and 256, at 1 and 2 threads: eager striate
 (``model(x)`` under ``no_grad``), compiled striate (``st.compile(model)``), onnxruntime
@@ -91,6 +92,46 @@ def ort_profile_summary(session, feed: dict, runs: int = 5) -> str:
     return ", ".join(f"{op} {ms:.2f} ms" for op, ms in sorted(by_op.items(), key=lambda kv: -kv[1]))
 
 
+def memory() -> None:
+    """Peak memory (tracemalloc: NumPy's arrays and Python's objects) of one steady-state call."""
+    import gc
+    import tracemalloc
+
+    import striate as st
+
+    def peak(fn) -> tuple[int, int]:
+        """(memory held between calls: plans, buffers, workspaces; the peak of one more call above it)."""
+        gc.collect()
+        tracemalloc.start()
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            fn()                                  # plans, workspaces and caches are made here
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - start
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        top = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        del out
+        return held, top - base
+    print("MiB (tracemalloc): held between calls (plans, buffers, workspaces), and the peak of a call above it")
+    print(f"{'model':<16} {'batch':>5}  {'eager held':>10} {'eager peak':>10}  "
+          f"{'compiled held':>13} {'compiled peak':>13}")
+    for name, batch in (("lenet5-modern", 64), ("lenet5-modern", 256), ("alexnet", 8)):
+        model = st.models.get(name, rng=0).eval()
+        shape = (batch,) + tuple(model.input_shape)
+        x = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+        fast = st.compile(model, measure=False)
+
+        def eager(model=model, x=x):
+            with st.no_grad():
+                return model(x)
+        (eh, ep), (ch, cp) = peak(eager), peak(lambda fast=fast, x=x: fast(x))
+        mib = 2 ** 20
+        print(f"{name:<16} {batch:>5}  {eh / mib:>10.2f} {ep / mib:>10.2f}  {ch / mib:>13.2f} {cp / mib:>13.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
@@ -102,7 +143,11 @@ def main():
     parser.add_argument("--no-torch-compile", action="store_true")
     parser.add_argument("--profile", action="store_true",
                         help="also print the compiled plan's per-step times and onnxruntime's profile by op")
+    parser.add_argument("--memory", action="store_true",
+                        help="only the peak memory of one steady-state call (tracemalloc), compiled against eager")
     args = parser.parse_args()
+    if args.memory:
+        return memory()
     started = time.perf_counter()
 
     import onnxruntime as ort
