@@ -18,8 +18,9 @@ gain (a measured number of values) are one tile, computed by the calling thread.
 The threads gain because NumPy lets go of Python's global interpreter lock (GIL)
 inside its loops and matrix products; only the few lines of Python around each call
 hold it. The BLAS under NumPy runs one thread inside each tile: striate sets it to one
-thread, process-wide through threadpoolctl, when it starts its threads (two levels of
-threads on the same cores only get in each other's way).
+thread, process-wide through threadpoolctl, at its first tiled op or ``set_num_threads``
+call (two levels of threads on the same cores only get in each other's way, and a
+product split by the BLAS's threads could round differently from one that is not).
 
 A thread that calls an op while the pool is busy (another thread's op, or an op
 inside a tile) computes that op's tiles itself: same results, no waiting.
@@ -233,8 +234,6 @@ def _get_pool(size: int) -> _Pool:
         if _pool is None or _pool.size != size:
             if _pool is not None:
                 _pool.close()
-            if not _blas_set:
-                _single_threaded_blas()
             _pool = _Pool(size)
         return _pool
 
@@ -248,9 +247,9 @@ def run_tiles(fn: Callable[[int], object], count: int) -> None:
     thread while an op runs), the calling thread does them all, in order.
     """
     size = get_num_threads()
+    if not _blas_set:                         # the first op: one BLAS thread from now on, at any count
+        _single_threaded_blas()
     if count <= 1 or size <= 1:
-        if size <= 1 and not _blas_set:
-            _single_threaded_blas()
         for i in range(count):
             fn(i)
         return
