@@ -152,6 +152,9 @@ def split(n: int, work_per_item: float, tile_work: float, min_work: float) -> li
 
 def for_tiles(bounds: list[tuple[int, int]], fn: Callable[[int, int], object]) -> None:
     """``fn(start, stop)`` for each of ``bounds``, shared out over the threads (``run_tiles``)."""
+    if len(bounds) == 1 and _blas_set:        # the common case of a small op: straight through
+        fn(*bounds[0])
+        return
     run_tiles(lambda t: fn(*bounds[t]), len(bounds))
 
 

@@ -47,8 +47,12 @@ def blocks(*arrays: np.ndarray | None) -> Iterator[tuple[Any, ...]]:
 def each_block(update: Callable[..., object], *arrays: np.ndarray | None) -> None:
     """``update(*slices)`` for each of ``blocks(*arrays)``; a large parameter's blocks are
     shared out over striate's threads (elementwise updates: the same result at any count)."""
-    parts = list(blocks(*arrays))
     size = next(a for a in arrays if a is not None).size
+    if size < _SERIAL:                         # most parameters: no tiles to cut
+        for part in blocks(*arrays):
+            update(*part)
+        return
+    parts = list(blocks(*arrays))
     for_tiles(split(len(parts), size / len(parts), _TILE, _SERIAL),
               lambda s, e: [update(*parts[i]) for i in range(s, e)])
 
