@@ -231,6 +231,16 @@ def _single_threaded_blas() -> None:
     _blas_set = True
 
 
+def _forget_pool_after_fork() -> None:
+    """In a forked child the pool's threads do not exist: the next op starts new ones."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _get_pool(size: int) -> _Pool:
     global _pool
     with _pool_lock:

@@ -1,5 +1,8 @@
 """Thread control (st.set_num_threads) and the tiles shared out over threads: results bit for bit the same."""
+import os
 import threading
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -30,7 +33,6 @@ def test_set_and_get():
 
 
 def test_default_is_the_cores_this_process_may_use(monkeypatch):
-    import os
     monkeypatch.delenv("STRIATE_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "_threads", None)
     assert st.get_num_threads() == threads.available_cores() <= len(os.sched_getaffinity(0))
@@ -239,3 +241,33 @@ def test_compiled_inference_is_bit_identical_at_any_thread_count(batch, rng):
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
     with pytest.raises(ValueError, match="threads must be None, 1 or 2"):
         st.compile(model, threads=3)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_threads_of_its_own():
+    # the parent's pool threads do not exist in a forked child: its ops must neither hang nor differ
+    st.set_num_threads(2)
+    x = np.random.default_rng(0).standard_normal((64, 6, 14, 14)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((16, 6, 5, 5)).astype(np.float32)
+    want = F.conv2d(x, w).data                       # the parent's pool is running now
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)   # fork() in a process with threads
+        pid = os.fork()
+    if pid == 0:                                     # the child: exit 0 only if the result is the same
+        try:
+            pool = threads._pool
+            same = np.array_equal(F.conv2d(x, w).data, want) and threads._pool is not pool \
+                and all(t.is_alive() for t in threads._pool.threads)          # a pool of its own
+            os._exit(0 if same else 1)
+        finally:
+            os._exit(2)
+    deadline = time.time() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.time() > deadline:
+            os.kill(pid, 9)
+            pytest.fail("the forked child hung")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
