@@ -236,7 +236,8 @@ def main(argv=None) -> None:
     print(machine_header(2))
     if args.parts:
         return parts()
-    print(f"striate threads by default: {st.get_num_threads()} (threads.available_cores())\n")
+    print(f"striate threads by default: {st.get_num_threads()} (threads.available_cores()); inside them the BLAS "
+          f"runs one thread (st.set_num_threads sets it), PyTorch runs its own intra-op threads\n")
     print(f"{'workload':26} {'striate 1t':>11} {'striate 2t':>11} {'torch 1t':>11} {'torch 2t':>11}   "
           f"{'st 2t/1t':>17} {'torch 2t/1t':>17} {'st/torch 1t':>17} {'st/torch 2t':>17} {'best/best':>17}")
     amdahl = []
