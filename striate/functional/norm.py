@@ -7,6 +7,7 @@ neighbours across channels, at the same position (AlexNet, 2012).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -163,7 +164,8 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
     # Every channel statistic is a reduction over N and the spatial axes: seen as
     # (N, C, L), one einsum each, which NumPy runs far faster than mean(axis=(0, 2, 3)),
     # and a dot product (Σ a·b) without the temporary a·b.
-    a3 = x.data.reshape(N, C, -1)                    # (N, C, L), a view when x is contiguous
+    L = math.prod(x.shape[2:])                       # positions per channel and sample (1 for (N, C))
+    a3 = x.data.reshape(N, C, L)                     # (N, C, L), a view when x is contiguous (N = 0 too)
     col = (1, C, 1)                                  # per-channel values broadcast over (N, C, L)
     batch_stats = training or rm is None
     synced = reduce is not None and training         # as PyTorch's SyncBatchNorm: in training only
@@ -202,7 +204,7 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
     out = out.reshape(x.shape)
 
     def backward(g: np.ndarray) -> Gradients:                         # g (N, C, H, W)
-        g3 = g.reshape(N, C, -1)
+        g3 = g.reshape(N, C, L)
         dx = dw = db = None
         need_sums = batch_stats and x.requires_grad
         sum_g = xp.einsum("ncl->c", g3) if need_sums or (bias is not None and bias.requires_grad) else None

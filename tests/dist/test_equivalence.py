@@ -95,7 +95,21 @@ def test_synchronised_batch_norm_trains_as_one_process(ranks):
     one = run_workers(1, "batchnorm", "1", timeout=120, mpi=False)
     many = run_workers(ranks, "batchnorm", "1", timeout=120)
     assert many["size"] == ranks and many["differ"] == 0.0 and len(many["losses"]) == len(one["losses"]) == 9
+    _same_training(many, one)
+
+
+def test_synchronised_batch_norm_with_an_empty_share():
+    # 202 samples in batches of 25: the last batch of 2 gives 3 ranks shares of 0, 1 and 1; the rank
+    # with none still joins every layer's exchanges (else the job aborts or hangs)
+    one = run_workers(1, "batchnorm", "1", "202", timeout=120, mpi=False)
+    many = run_workers(3, "batchnorm", "1", "202", timeout=120)
+    assert many["size"] == 3 and many["differ"] == 0.0 and len(many["losses"]) == len(one["losses"]) == 9
+    _same_training(many, one)
+
+
+def _same_training(many, one):
+    # weights within float32 round-off amplified by batch norm over a last batch of 2 samples
     np.testing.assert_allclose(many["losses"], one["losses"], rtol=1e-5)
-    np.testing.assert_allclose(many["weights"], one["weights"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(many["weights"], one["weights"], rtol=1e-4, atol=1e-5)
     for a, b in zip(many["running"], one["running"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

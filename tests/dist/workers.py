@@ -111,7 +111,7 @@ def dropout(batch: str = "25") -> None:
     report(comm, {"size": comm.size, "losses": losses})
 
 
-def batchnorm(sync: str = "0") -> None:
+def batchnorm(sync: str = "0", samples: str = "205") -> None:
     """A net with batch norm: the loss of each step, the weights, rank 0's running statistics (``sync``: synchronised)."""
     from striate import functional as F
     from striate import nn
@@ -123,7 +123,8 @@ def batchnorm(sync: str = "0") -> None:
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 32),
                           nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
     data = np.random.default_rng(1)
-    x, y = data.random((205, 1, 8, 8), dtype=np.float32), data.integers(0, 10, 205)
+    n = int(samples)
+    x, y = data.random((n, 1, 8, 8), dtype=np.float32), data.integers(0, 10, n)
     optimizer = st.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     parallel = dist.DataParallel(model, optimizer, comm, sync_batchnorm=sync == "1")
     loader = parallel.loader(DataLoader((x, y), batch_size=25, shuffle=True, seed=0))   # shares 12/13, last 2/3
