@@ -35,9 +35,10 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = ["set_num_threads", "get_num_threads", "using", "available_cores", "cgroup_cpus", "run_tiles", "tile_bounds",
-           "split", "for_tiles"]
+           "split", "for_tiles", "OrderedSum"]
 
 
 def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -156,6 +157,27 @@ def for_tiles(bounds: list[tuple[int, int]], fn: Callable[[int, int], object]) -
         fn(*bounds[0])
         return
     run_tiles(lambda t: fn(*bounds[t]), len(bounds))
+
+
+class OrderedSum:
+    """Adds each tile's part into ``total`` in tile order, as soon as the parts before it are in.
+
+    ``add(t, part)`` from any thread: parts that arrive early wait (only those), so the
+    sum is added in the same order at any thread count, and at one thread each part is
+    added as it comes, as a plain loop would.
+    """
+
+    def __init__(self, total: Any, count: int):
+        self.total, self.parts, self.next = total, [None] * count, 0
+        self.lock = threading.Lock()
+
+    def add(self, t: int, part: Any) -> None:
+        with self.lock:
+            self.parts[t] = part
+            while self.next < len(self.parts) and self.parts[self.next] is not None:
+                self.total += self.parts[self.next]
+                self.parts[self.next] = None
+                self.next += 1
 
 
 class _Job:

@@ -63,7 +63,7 @@ from ..checks import (
     positive_pair,
 )
 from ..tensor import Gradients, Tensor, TensorLike, array_module
-from ..threads import run_tiles
+from ..threads import OrderedSum, run_tiles
 from . import winograd
 from ._workspace import scratch as _scratch
 
@@ -299,22 +299,19 @@ def _conv_backward(g: np.ndarray, wmat: np.ndarray, geo: _Geometry, x_shape: tup
     dw_mat: Any = None if x is None else dw.reshape(wmat.shape)      # a view: sums land in dw
     wmat_t = wmat.swapaxes(1, 2)                            # (g, C/g·kh·kw, K/g)
     chunks = _chunks(N, C, geo, g.itemsize)
-    partial: list[Any] = [None] * len(chunks)               # each chunk's dW, added in chunk order below
+    dw_sum: Any = None if x is None else OrderedSum(dw_mat, len(chunks))   # chunks' dW, in chunk order
 
     def chunk(t: int) -> None:
         s, e = chunks[t]
         gmat = _output_matrix(g[s:e], geo)
         if x is not None:
-            partial[t] = _conv_weight_grad(gmat, _im2col(_padded(x[s:e], geo), geo, C))
+            dw_sum.add(t, _conv_weight_grad(gmat, _im2col(_padded(x[s:e], geo), geo, C)))
         if input_grad:
             rows = wmat_t.shape[1]
             dcols = xp.matmul(wmat_t, gmat, out=_scratch("dcols", _matrix_shape(geo, e - s, rows), g.dtype, xp))
             padded = _col2im(dcols, geo, e - s, C, H, W)
             dx[s:e] = padded[_interior(geo, H, W)].transpose(_to_nchw_order(geo))
     run_tiles(chunk, len(chunks))
-    if x is not None:
-        for p in partial:                                   # a fixed order: the same sum at any thread count
-            dw_mat += p
     return dx, dw
 
 

@@ -63,7 +63,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..tensor import array_module
-from ..threads import run_tiles
+from ..threads import OrderedSum, run_tiles
 from ._workspace import scratch
 
 __all__ = ["suits", "can_use", "conv_forward", "conv_backward"]
@@ -386,7 +386,7 @@ def conv_backward(dout: np.ndarray, w: np.ndarray, geo: Any, x: np.ndarray, inpu
     dU: Any = xp.zeros((16, cg, K), dtype=dout.dtype) if weight_grad else None    # each only when wanted
     dx: Any = xp.zeros(x.shape, dtype=dout.dtype) if input_grad else None
     blocks = _blocks(N, plan, channels, K, dout.itemsize)
-    parts: list[Any] = [None] * len(blocks)                          # each block's dU, added in block order
+    dU_sum: Any = OrderedSum(dU, len(blocks)) if weight_grad else None   # blocks' dU, in block order
     # the blocks of one image add onto overlapping rows of its dx: they form one tile, done in order
     tiles: list[list[int]] = []
     for t, (s, _, _, _) in enumerate(blocks):
@@ -411,10 +411,11 @@ def conv_backward(dout: np.ndarray, w: np.ndarray, geo: Any, x: np.ndarray, inpu
             V = scratch("wino_V", (4, 4, n, tr, tw, channels), dout.dtype, xp)
             _input_transform(X, V, tr, tw)
             V16 = V.reshape(16, -1, channels)
-            part = parts[t] = xp.empty((16, cg, K), dtype=dout.dtype)
+            part = xp.empty((16, cg, K), dtype=dout.dtype)
             for k in range(groups):                                 # dU of this block = Vᵀ dM, group by group
                 xp.matmul(V16[:, :, k * cg:(k + 1) * cg].swapaxes(1, 2), dM16[:, :, k * kg:(k + 1) * kg],
                           out=part[:, :, k * kg:(k + 1) * kg])
+            dU_sum.add(t, part)
         if input_grad:
             dV = scratch("wino_dV", (4, 4, n, tr, tw, channels), dout.dtype, xp)
             dV16 = dV.reshape(16, -1, channels)
@@ -429,8 +430,5 @@ def conv_backward(dout: np.ndarray, w: np.ndarray, geo: Any, x: np.ndarray, inpu
         for t in tiles[i]:
             block(t)
     run_tiles(tile, len(tiles))
-    if weight_grad:
-        for part in parts:                                          # a fixed order: the same sum at any thread count
-            dU += part
     dw = None if dU is None else _weight_transform_adjoint(dU, plan)
     return dx, dw
