@@ -230,8 +230,20 @@ class _Pool:
         job = _Job(fn, count)
         for _ in range(min(self.size - 1, count - 1)):
             self.inbox.put(job)
-        job.work()
-        job.done.wait()
+        try:
+            job.work()
+            job.done.wait()
+        except BaseException as exc:                # Ctrl-C while another thread runs a tile
+            if job.error is None:
+                job.error = exc
+            job.work()                              # takes the tiles not started, running none of them
+            while True:                             # and waits for those running: nothing writes after we return
+                try:
+                    job.done.wait()
+                    break
+                except BaseException:               # noqa: BLE001 (a second Ctrl-C: still wait)
+                    continue
+            raise
         if job.error is not None:
             raise job.error
 

@@ -1,5 +1,6 @@
 """Thread control (st.set_num_threads) and the tiles shared out over threads: results bit for bit the same."""
 import os
+import signal
 import threading
 import time
 import warnings
@@ -271,3 +272,27 @@ def test_a_forked_child_gets_threads_of_its_own():
             pytest.fail("the forked child hung")
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_an_interrupt_while_waiting_returns_only_when_no_tile_runs():
+    # Ctrl-C reaches the calling thread while the other thread is inside a tile: run_tiles must not
+    # return (raise) before that tile has finished writing
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    st.set_num_threads(2)
+    written = []
+    started = threading.Event()
+
+    def tile(i):
+        if threading.current_thread() is threading.main_thread():
+            started.wait(5)
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()   # Ctrl-C, a real signal
+            written.append("caller")
+        else:
+            started.set()
+            time.sleep(0.3)
+            written.append("pool thread")
+    with pytest.raises(KeyboardInterrupt):
+        threads.run_tiles(tile, 2)
+        time.sleep(2)                                # (if run_tiles returned, the interrupt lands here)
+    assert sorted(written) == ["caller", "pool thread"]
