@@ -6,7 +6,7 @@
 >>> model = st.models.get("lenet5")
 >>> run = st.load_run("runs/lenet5-mnist")          # doctest: +SKIP
 """
-from . import checks, data, functional, heap, models, nn, optim, random
+from . import checks, data, functional, heap, models, nn, optim, random, threads
 from .compile import compile
 from .gradcheck import GradcheckError, gradcheck
 from .random import manual_seed
@@ -19,6 +19,7 @@ from .train import Run, load_run
 __version__ = "0.1.0"
 
 heap.keep_freed_memory()        # a step's large arrays reuse the last step's memory: see striate/heap.py
+threads.single_threaded_blas()  # striate shares out the work itself: see striate/threads.py
 
 __all__ = ["Tensor", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck",
            "GradcheckError", "manual_seed", "save", "load", "CheckpointError", "summary",

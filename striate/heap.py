@@ -15,7 +15,7 @@ The process then holds on to its largest working set instead of returning it bet
 steps (as PyTorch's and JAX's allocators do). Blocks above 32 MiB are still mapped and
 unmapped each time.
 
-Set ``STRIATE_KEEP_FREED_MEMORY=0`` to leave malloc as it is. Other C libraries
+Set ``STRIATE_KEEP_FREED_MEMORY=0`` (or ``false``, ``no``, ``off``) to leave malloc as it is. Other C libraries
 (macOS, musl) are left alone.
 """
 from __future__ import annotations
@@ -40,7 +40,8 @@ def keep_freed_memory() -> bool:
     if _done is not None:
         return _done
     _done = False
-    if os.environ.get("STRIATE_KEEP_FREED_MEMORY", "1").strip() == "0" or not sys.platform.startswith("linux"):
+    off = os.environ.get("STRIATE_KEEP_FREED_MEMORY", "1").strip().lower() in ("0", "false", "no", "off")
+    if off or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -18,8 +18,8 @@ gain (a measured number of values) are one tile, computed by the calling thread.
 The threads gain because NumPy lets go of Python's global interpreter lock (GIL)
 inside its loops and matrix products; only the few lines of Python around each call
 hold it. The BLAS under NumPy runs one thread inside each tile: striate sets it to one
-thread, process-wide through threadpoolctl, at its first tiled op or ``set_num_threads``
-call (two levels of threads on the same cores only get in each other's way, and a
+thread, process-wide through threadpoolctl, at ``import striate`` and at each
+``set_num_threads`` call (two levels of threads on the same cores only get in each other's way, and a
 product split by the BLAS's threads could round differently from one that is not).
 
 A thread that calls an op while the pool is busy (another thread's op, or an op
@@ -38,25 +38,61 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["set_num_threads", "get_num_threads", "using", "available_cores", "cgroup_cpus", "run_tiles", "tile_bounds",
-           "split", "for_tiles", "OrderedSum"]
+           "split", "for_tiles", "OrderedSum", "single_threaded_blas"]
 
 
-def cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """The CPU quota of this process's cgroup, in CPUs (v2 ``cpu.max``, v1 ``cfs_quota``); None if unlimited."""
+def _quota_v2(folder: Path) -> float | None:
+    text = (folder / "cpu.max").read_text().split()
+    return int(text[0]) / int(text[1]) if text and text[0] != "max" else None
+
+
+def _quota_v1(folder: Path) -> float | None:
+    quota = int((folder / "cpu.cfs_quota_us").read_text())
+    period = int((folder / "cpu.cfs_period_us").read_text())
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def cgroup_cpus(root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroups, in CPUs; None if unlimited.
+
+    The cgroups are read from ``membership`` (v2's ``0::/path``, v1's ``N:cpu,...:/path``);
+    the quota is the smallest one set on the process's cgroup or any cgroup above it, in
+    v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``.
+    """
+    places: list[tuple[Path, Callable[[Path], float | None]]] = []
     try:
-        text = (root / "cpu.max").read_text().split()
-        if text and text[0] != "max":
-            return int(text[0]) / int(text[1])
-    except (OSError, ValueError, IndexError, ZeroDivisionError):
-        pass
-    try:
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-        if quota > 0 and period > 0:
-            return quota / period
-    except (OSError, ValueError):
-        pass
-    return None
+        lines = membership.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines + ["0::/"]:                   # the root too, when the process's own path is unknown
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        relative = Path(path.lstrip("/"))
+        mounts: list[tuple[Path, Callable[[Path], float | None]]]
+        if controllers == "":
+            mounts = [(root, _quota_v2)]
+        elif "cpu" in controllers.split(","):
+            mounts = [(root / name, _quota_v1) for name in (controllers, "cpu", "cpu,cpuacct")]
+        else:
+            continue
+        for mount, read in mounts:
+            folder = mount / relative
+            while True:
+                places.append((folder, read))
+                if folder == mount:
+                    break
+                folder = folder.parent
+    quotas = []
+    for place, reader in dict.fromkeys(places):
+        try:
+            quota = reader(place)
+        except (OSError, ValueError, IndexError, ZeroDivisionError):
+            continue
+        if quota is not None:
+            quotas.append(quota)
+    return min(quotas) if quotas else None
 
 
 def available_cores() -> int:
@@ -101,7 +137,7 @@ def set_num_threads(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads expects a positive int, got {n!r}")
     _threads = n
-    _single_threaded_blas()
+    single_threaded_blas()
 
 
 @contextlib.contextmanager
@@ -110,12 +146,13 @@ def using(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    before = get_num_threads()
+    global _threads
+    before = _threads                          # None stays None: the default is read when needed
     set_num_threads(n)
     try:
         yield
     finally:
-        set_num_threads(before)
+        _threads = before
 
 
 # ---------------------------------------------------------------------------
@@ -257,8 +294,12 @@ _pool_lock = threading.Lock()
 _blas_set = False
 
 
-def _single_threaded_blas() -> None:
-    """Set the BLAS under NumPy to one thread (striate's threads share out the work instead)."""
+def single_threaded_blas() -> None:
+    """Set the BLAS under NumPy to one thread (striate's threads share out the work instead).
+
+    Done at ``import striate``, so that every product (tiled or not: ``Tensor.matmul``
+    too) rounds the same way at any thread count, and again at ``set_num_threads``.
+    """
     global _blas_set
     from threadpoolctl import threadpool_limits
     threadpool_limits(limits=1, user_api="blas")
@@ -295,7 +336,7 @@ def run_tiles(fn: Callable[[int], object], count: int) -> None:
     """
     size = get_num_threads()
     if not _blas_set:                         # the first op: one BLAS thread from now on, at any count
-        _single_threaded_blas()
+        single_threaded_blas()
     if count <= 1 or size <= 1:
         for i in range(count):
             fn(i)

@@ -47,25 +47,44 @@ def test_default_is_the_cores_this_process_may_use(monkeypatch):
 
 
 def test_affinity_and_cgroup_quota_cap_the_cores(monkeypatch, tmp_path):
+    def write(path, text):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    member = tmp_path / "cgroup"
     v2 = tmp_path / "v2"
-    v2.mkdir()
-    (v2 / "cpu.max").write_text("150000 100000\n")
-    assert threads.cgroup_cpus(v2) == 1.5
-    (v2 / "cpu.max").write_text("max 100000\n")
-    assert threads.cgroup_cpus(v2) is None
+    write(member, "0::/\n")
+    write(v2 / "cpu.max", "150000 100000\n")
+    assert threads.cgroup_cpus(v2, member) == 1.5
+    write(v2 / "cpu.max", "max 100000\n")
+    assert threads.cgroup_cpus(v2, member) is None
+    # the process's own cgroup, below the root, and the smallest quota on the way up
+    write(member, "0::/system.slice/app.service\n")
+    write(v2 / "system.slice" / "app.service" / "cpu.max", "max 100000\n")
+    write(v2 / "system.slice" / "cpu.max", "300000 100000\n")
+    assert threads.cgroup_cpus(v2, member) == 3.0
+    write(v2 / "system.slice" / "app.service" / "cpu.max", "120000 100000\n")
+    assert threads.cgroup_cpus(v2, member) == 1.2
     v1 = tmp_path / "v1"
-    (v1 / "cpu").mkdir(parents=True)
-    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
-    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
-    assert threads.cgroup_cpus(v1) == 3.0
-    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
-    assert threads.cgroup_cpus(v1) is None
-    assert threads.cgroup_cpus(tmp_path / "none") is None
+    write(member, "4:memory:/x\n2:cpu,cpuacct:/docker/abc\n")
+    write(v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "200000\n")
+    write(v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_period_us", "100000\n")
+    assert threads.cgroup_cpus(v1, member) == 2.0
+    write(v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "-1\n")
+    assert threads.cgroup_cpus(v1, member) is None
+    assert threads.cgroup_cpus(tmp_path / "none", tmp_path / "no-such-file") is None
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
     monkeypatch.setattr(threads, "cgroup_cpus", lambda: 2.5)
     assert threads.available_cores() == 3                  # a quota of 2.5 CPUs: 3 threads
     monkeypatch.setattr(threads, "cgroup_cpus", lambda: None)
     assert threads.available_cores() == 8
+
+
+def test_an_explicit_count_does_not_read_the_default(monkeypatch):
+    monkeypatch.setattr(threads, "_threads", None)
+    monkeypatch.setenv("STRIATE_NUM_THREADS", "many")
+    with threads.using(2):                             # --threads 2 with a bad variable: fine
+        assert st.get_num_threads() == 2
+    assert threads._threads is None
 
 
 def test_tiles_depend_on_shapes_only():
@@ -165,9 +184,31 @@ LAYERS = [
 ]
 
 
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """Tiles far smaller than the measured thresholds, so that every op of a small test is cut and
+    shared; returns the threads that ran tiles."""
+    import striate.functional.activation as activation
+    import striate.functional.conv as conv
+    import striate.functional.pool as pool
+    for module in (activation, pool):
+        monkeypatch.setattr(module, "_TILE", 1 << 12)
+        monkeypatch.setattr(module, "_SERIAL", 1 << 12)
+        monkeypatch.setattr(module, "_SERIAL_FORWARD", 1 << 12)
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1 << 15)
+    ran = set()
+    job_work = threads._Job.work
+
+    def work(job):
+        ran.add(threading.current_thread().name)
+        return job_work(job)
+    monkeypatch.setattr(threads._Job, "work", work)
+    return ran
+
+
 @pytest.mark.parametrize("make", LAYERS, ids=lambda f: repr(f()))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_layers_are_bit_identical_at_any_thread_count(make, dtype, rng):
+def test_layers_are_bit_identical_at_any_thread_count(make, dtype, rng, small_tiles):
     layer = make()
     C = layer.in_channels if hasattr(layer, "in_channels") else 3
     N = int(rng.integers(20, 70))
@@ -186,6 +227,7 @@ def test_layers_are_bit_identical_at_any_thread_count(make, dtype, rng):
             p.grad = None
         out.backward(g)
         runs.append([out.data, t.grad] + [p.grad for p in layer.parameters()])
+    assert len(small_tiles) > 1                     # the pool's threads took part
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
             assert np.array_equal(a, b)
@@ -296,3 +338,16 @@ def test_an_interrupt_while_waiting_returns_only_when_no_tile_runs():
         threads.run_tiles(tile, 2)
         time.sleep(2)                                # (if run_tiles returned, the interrupt lands here)
     assert sorted(written) == ["caller", "pool thread"]
+
+
+def test_import_sets_the_blas_to_one_thread():
+    # a fresh process (the test session pins the BLAS itself): every product, tiled or not, runs on one
+    # BLAS thread from import on, so no result depends on the BLAS's own thread count
+    import subprocess
+    import sys
+    code = ("import threadpoolctl; threadpoolctl.threadpool_limits(2, user_api='blas'); import striate; "
+            "print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'}))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1]"

@@ -67,7 +67,7 @@ def _threads(n):
     process may use, one per process when started by mpiexec with several."""
     from .. import threads
     from ..dist import launched_by_mpi
-    if n is None and launched_by_mpi():
+    if n is None and launched_by_mpi() and not os.environ.get("STRIATE_NUM_THREADS", "").strip():
         n = 1                                 # N processes on N cores: more threads would compete
     if n is not None and n < 1:
         raise CLIError(f"--threads must be at least 1, got {n}")
