@@ -60,7 +60,7 @@ def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) ->
                          f"got {tuple(bias.shape)}")
     M = math.prod(x.shape[:-1])                      # everything before the feature axis
     x2 = x.data.reshape(M, n_in)                     # (M, in)
-    out = _product(x2, weight.data.T)           # (M, out)
+    out = _product(x2, weight.data.T)                # (M, out)
     if bias is not None:
         out += bias.data
 

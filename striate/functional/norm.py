@@ -168,18 +168,14 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
     a3 = x.data.reshape(N, C, L)                     # (N, C, L), a view when x is contiguous (N = 0 too)
     col = (1, C, 1)                                  # per-channel values broadcast over (N, C, L)
     batch_stats = training or rm is None
-    synced = reduce is not None and training         # as PyTorch's SyncBatchNorm: in training only
+    synced = reduce if training else None            # as PyTorch's SyncBatchNorm: in training only
     n_local = n                                      # this process's values per channel
-    if synced and reduce is not None:
-        mean, var, n = _global_statistics(xp, a3, C, n, reduce, x.dtype)
-        if training and n <= 1:
+    if synced is not None:
+        mean, var, n = _global_statistics(xp, a3, C, n, synced, x.dtype)
+        if n <= 1:
             raise ValueError(f"{op} needs more than one value per channel when training, "
                              f"got {n} over all processes")
         xc = a3 - mean.reshape(col)
-        if training and rm is not None and rv is not None:
-            m = float(momentum)
-            rm[...] = (1 - m) * rm + m * mean
-            rv[...] = (1 - m) * rv + m * var * (n / (n - 1))
     elif batch_stats:
         if training and n <= 1:
             raise ValueError(f"{op} needs more than one value per channel when training, "
@@ -187,14 +183,14 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
         mean = xp.einsum("ncl->c", a3) / x.dtype.type(n)                   # (C,)
         xc = a3 - mean.reshape(col)                                       # (N, C, L)
         var = xp.einsum("ncl,ncl->c", xc, xc) / x.dtype.type(n)           # biased, for normalising
-        if training and rm is not None and rv is not None:
-            m = float(momentum)
-            rm[...] = (1 - m) * rm + m * mean
-            rv[...] = (1 - m) * rv + m * var * (n / (n - 1))
     else:
         mean = xp.asarray(rm, dtype=x.dtype)
         var = xp.asarray(rv, dtype=x.dtype)
         xc = a3 - mean.reshape(col)
+    if training and rm is not None and rv is not None:                # the batch's statistics, kept
+        m = float(momentum)
+        rm[...] = (1 - m) * rm + m * mean
+        rv[...] = (1 - m) * rv + m * var * (n / (n - 1))
     rstd = 1 / xp.sqrt(var + x.dtype.type(eps))                       # (C,)
     w = None if weight is None else weight.data
     scale = rstd if w is None else rstd * w                           # out = xc·scale + bias
@@ -207,26 +203,22 @@ def batch_norm(x: TensorLike, running_mean: TensorLike | None, running_var: Tens
         g3 = g.reshape(N, C, L)
         dx = dw = db = None
         need_sums = batch_stats and x.requires_grad
-        sum_g = xp.einsum("ncl->c", g3) if need_sums or (bias is not None and bias.requires_grad) else None
-        sum_gxc = (xp.einsum("ncl,ncl->c", g3, xc)
+        sum_g: Any = xp.einsum("ncl->c", g3) if need_sums or (bias is not None and bias.requires_grad) else None
+        sum_gxc: Any = (xp.einsum("ncl,ncl->c", g3, xc)
                    if need_sums or (weight is not None and weight.requires_grad) else None)
         if x.requires_grad:
-            if synced and reduce is not None and sum_g is not None and sum_gxc is not None:
-                # the same three terms with the global sums of g and g·xc, each process's
-                # weighted by its count (its g is that of its share's mean loss)
-                tot_g, tot_gxc = _global_gradient_sums(xp, sum_g, sum_gxc, n_local, reduce, x.dtype)
+            if batch_stats:
+                # dx = w·rstd·(g − mean(g) − xhat·mean(g·xhat)), xhat = xc·rstd: the three terms
+                # (direct path, path through the mean, through the variance) as per-channel
+                # coefficients of g, xc and 1; synchronised, the means are over every process's
+                # share, each process's sums weighted by its count (its g is that of its share's
+                # mean loss)
+                tot_g, tot_gxc = (sum_g, sum_gxc) if synced is None else \
+                    _global_gradient_sums(xp, sum_g, sum_gxc, n_local, synced, x.dtype)
                 k = x.dtype.type(n)
                 dx = g3 * scale.reshape(col)
                 dx += xc * (-scale * rstd * rstd * tot_gxc / k).reshape(col)
                 dx += (-scale * tot_g / k).reshape(col)
-            elif batch_stats:
-                # dx = w·rstd·(g − mean(g) − xhat·mean(g·xhat)), xhat = xc·rstd: the three terms
-                # (direct path, path through the mean, through the variance) as per-channel
-                # coefficients of g, xc and 1
-                k = x.dtype.type(n)
-                dx = g3 * scale.reshape(col)
-                dx += xc * (-scale * rstd * rstd * sum_gxc / k).reshape(col)
-                dx += (-scale * sum_g / k).reshape(col)
             else:                                                     # running statistics: constants
                 dx = g3 * scale.reshape(col)
             dx = dx.reshape(x.shape)
