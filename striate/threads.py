@@ -190,7 +190,7 @@ def split(n: int, work_per_item: float, tile_work: float, min_work: float) -> li
 
 def for_tiles(bounds: list[tuple[int, int]], fn: Callable[[int, int], object]) -> None:
     """``fn(start, stop)`` for each of ``bounds``, shared out over the threads (``run_tiles``)."""
-    if len(bounds) == 1 and _blas_set:        # the common case of a small op: straight through
+    if len(bounds) == 1:                      # the common case of a small op: straight through
         fn(*bounds[0])
         return
     run_tiles(lambda t: fn(*bounds[t]), len(bounds))
@@ -291,7 +291,6 @@ class _Pool:
 
 _pool: _Pool | None = None
 _pool_lock = threading.Lock()
-_blas_set = False
 
 
 def single_threaded_blas() -> None:
@@ -300,10 +299,8 @@ def single_threaded_blas() -> None:
     Done at ``import striate``, so that every product (tiled or not: ``Tensor.matmul``
     too) rounds the same way at any thread count, and again at ``set_num_threads``.
     """
-    global _blas_set
     from threadpoolctl import threadpool_limits
     threadpool_limits(limits=1, user_api="blas")
-    _blas_set = True
 
 
 def _forget_pool_after_fork() -> None:
@@ -335,8 +332,6 @@ def run_tiles(fn: Callable[[int], object], count: int) -> None:
     thread while an op runs), the calling thread does them all, in order.
     """
     size = get_num_threads()
-    if not _blas_set:                         # the first op: one BLAS thread from now on, at any count
-        single_threaded_blas()
     if count <= 1 or size <= 1:
         for i in range(count):
             fn(i)
