@@ -104,26 +104,17 @@ def train_step(model, loss_fn: Callable, optimizer, x: np.ndarray, y: np.ndarray
     Raises TrainingDiverged, before touching the weights, when the loss or a
     gradient (after ``transform_grads``) is not finite.
     """
-    if len(y) == 0 and _synchronised(model):
-        # an empty share in a model whose layers exchange sums with the other processes
-        # (synchronised batch norm): the forward and backward still run, on no sample, so
-        # that those exchanges happen here too, in the same order; the gradients are zeros
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            logits = model(Tensor(x))
-            optimizer.zero_grad()
-            (logits.sum() * 0.0).backward()
-        for p in model.parameters():
-            if p.grad is None:
-                p.grad = np.zeros_like(p.data)
-        if transform_grads is not None:
-            transform_grads(list(model.parameters()))
-        optimizer.step()
-        return 0.0, 0
     if len(y) == 0:
         # a process whose share of a small last batch is empty: no loss, zero gradients, same collectives
         optimizer.zero_grad()
+        if _synchronised(model):
+            # its layers exchange sums with the other processes (synchronised batch norm): the
+            # forward and backward run on no sample, so that those exchanges happen here too
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                (model(Tensor(x)).sum() * 0.0).backward()
         for p in model.parameters():
-            p.grad = np.zeros_like(p.data)
+            if p.grad is None:
+                p.grad = np.zeros_like(p.data)
         if transform_grads is not None:
             transform_grads(list(model.parameters()))
         optimizer.step()
