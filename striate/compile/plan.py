@@ -570,14 +570,8 @@ class Plan:
 
 def eager_forward(model: Module, x: Tensor):
     """``model(x)`` op by op, in evaluation mode under ``no_grad``; each module's mode is put back after."""
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        with no_grad():
-            return model(x)
-    finally:
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
+    with model.evaluating(), no_grad():
+        return model(x)
 
 
 def _resolve(v, env):

@@ -11,6 +11,7 @@ A module holds three kinds of state, registered automatically by assignment:
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -177,6 +178,17 @@ class Module:
     def eval(self) -> Module:
         """Evaluation mode; same as ``train(False)``."""
         return self.train(False)
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[Module]:
+        """``with model.evaluating():`` evaluation mode inside; after, every submodule's own
+        mode as it was (a model with some parts frozen in eval mode keeps them so)."""
+        modes = [(m, m.training) for m in self.modules()]
+        try:
+            yield self.eval()
+        finally:
+            for m, mode in modes:
+                object.__setattr__(m, "training", mode)
 
     def zero_grad(self) -> None:
         """Forget the gradients of all parameters."""

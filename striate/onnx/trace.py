@@ -328,15 +328,9 @@ def trace(model: Module, example, input_name: str = "input") -> Graph:
         raise TypeError(f"trace expects a striate.nn.Module, got {type(model).__name__}")
     x = example if isinstance(example, Tensor) else Tensor(np.asarray(example, dtype=np.float32))
     tracer = _Tracer(model)
-    modes = [(m, m.training) for m in model.modules()]
     x_value = tracer.add_input(x, input_name)
-    try:
-        model.eval()
-        with no_grad(), _recording(tracer):
-            out = model(x)
-    finally:
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
+    with model.evaluating(), no_grad(), _recording(tracer):
+        out = model(x)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     out_values = []
     for i, o in enumerate(outs):
