@@ -95,6 +95,17 @@ def pick_clock(name: str, threads: int):
     return CLOCKS[name]
 
 
+def median_time(fn, calls: int = 200, clock=time.perf_counter) -> float:
+    """Seconds per call of ``fn``: the median of ``calls`` timed calls after one untimed."""
+    fn()
+    times = []
+    for _ in range(calls):
+        t0 = clock()
+        fn()
+        times.append(clock() - t0)
+    return statistics.median(times)
+
+
 def compare(contenders: dict, rounds: int = 15, inner: int = 5, warmup: int = 3,
             min_block: float = 0.02, clock=time.perf_counter) -> dict:
     """Time each callable in alternation; returns {name: seconds per call (median over rounds)}.

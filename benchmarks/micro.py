@@ -19,12 +19,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import resource
-import statistics
 import time
 
 import lenet
 import numpy as np
-from _common import load_baseline, machine_header, set_threads
+from _common import load_baseline, machine_header, median_time, set_threads
 
 import striate
 import striate.functional as F
@@ -32,13 +31,7 @@ from striate.functional import conv as conv_module
 
 
 def cpu_ms(fn, repeat: int = 20) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        times.append(time.process_time() - t0)
-    return statistics.median(times) * 1e3
+    return 1e3 * median_time(fn, repeat, time.process_time)
 
 
 def relu_section(before):

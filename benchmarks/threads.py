@@ -39,7 +39,7 @@ import alexnet
 import lenet
 import numpy as np
 import torch
-from _common import machine_header
+from _common import machine_header, median_time
 
 import striate as st
 import striate.functional as F
@@ -149,13 +149,7 @@ def fmt(q: tuple[float, float, float]) -> str:
 
 
 def _median_us(fn, calls: int = 200) -> float:
-    fn()
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e6 * statistics.median(times)
+    return 1e6 * median_time(fn, calls)
 
 
 def step_only() -> None:
