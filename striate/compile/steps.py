@@ -276,7 +276,7 @@ class ConvStep(Step):
                  pool: PoolGeometry | None = None, conv_fn: Callable | None = None, padding_arg: Any = 0,
                  threads: int = 1):
         super().__init__(inputs, output, "CHWN")
-        self.threads = threads                 # 2: the blocks may be shared with a helper thread
+        self.threads = threads                 # 2: the blocks may be shared by two of striate's threads
         self.workers = 1
         self.blocks2: dict[int, dict] = {}
         self.padding_arg = padding_arg
@@ -340,7 +340,7 @@ class ConvStep(Step):
     def set_block(self, n: int, algorithm: str = "gemm", rows: int | None = None, workers: int = 1) -> None:
         """Allocate the per-block buffers for blocks of ``n`` images (and for the shorter last
         block when ``n`` does not divide the batch), each cut in chunks of ``rows`` output rows;
-        with 2 ``workers``, a second set for the helper thread, which takes the second half."""
+        with 2 ``workers``, a second set for the thread that takes the second half."""
         for name in list(self.buffers):
             if name not in ("out", "folded weight", "shift"):
                 del self.buffers[name]
